@@ -1,0 +1,46 @@
+"""The kit's exceptions, one tree so callers can catch as broadly as they need:
+
+    PresenceKitError
+    ├── InvalidId          (also ValueError)  an org/room/user/device id outside ^[A-Za-z0-9_.-]{1,64}$
+    ├── InvalidBrokerUrl   (also ValueError)  a broker URL that is not mqtt[s]://host[:port]
+    ├── InvalidPayload     (also ValueError)  a wire payload that breaks its JSON Schema
+    ├── ConfigError                           an app file that is unreadable or invalid
+    └── MqttError                             a paho return or reason code, named
+        └── BrokerUnreachable                 the TCP/TLS connection or CONNACK failed
+"""
+
+from __future__ import annotations
+
+
+class PresenceKitError(Exception):
+    """Base class of every error the kit raises on purpose."""
+
+
+class InvalidId(PresenceKitError, ValueError):
+    """An id that could become an MQTT wildcard, a separator or another user's topic."""
+
+
+class InvalidBrokerUrl(PresenceKitError, ValueError):
+    """A broker URL the kit cannot connect to as written."""
+
+
+class InvalidPayload(PresenceKitError, ValueError):
+    """A wire payload that is not JSON or does not match its published schema."""
+
+
+class ConfigError(PresenceKitError):
+    """An app file that cannot be read or does not validate; `str()` lists every problem."""
+
+
+class MqttError(PresenceKitError):
+    """An MQTT operation failed; the text names paho's code and its reason."""
+
+    def __init__(self, operation: str, code: int, reason: str) -> None:
+        super().__init__(f"{operation} failed: {reason} (code {code})")
+        self.operation = operation
+        self.code = code
+        self.reason = reason
+
+
+class BrokerUnreachable(MqttError):
+    """No MQTT session could be established with the broker."""
