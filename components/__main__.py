@@ -1,0 +1,5 @@
+"""`python -m components ...`: see components.cli."""
+
+from .cli import main
+
+raise SystemExit(main())
