@@ -1,5 +1,13 @@
 """The command line: `python -m components {watch,join,validate,schema} ...`.
 
+    watch --broker mqtt://HOST:PORT --org ORG [--room ROOM]
+        one JSON object per line, flushed at once: first a line per user of the current
+        snapshot, then a line whenever a user's status or device count changes
+        (keys: user, status, devices, since, plus name, avatar, rooms).
+    join --broker mqtt://HOST:PORT --org ORG --user USER [--device DEV] [--keepalive S]
+        stay online as that device until SIGTERM/SIGINT (then leave cleanly) or a kill
+        (then the broker fires the will).
+
 Every failure the user can cause (bad id, bad URL, unreachable broker, invalid app
 file) prints one clear line per problem on stderr and exits non-zero, never a traceback.
 """
@@ -7,13 +15,49 @@ file) prints one clear line per problem on stderr and exits non-zero, never a tr
 from __future__ import annotations
 
 import argparse
+import json
+import secrets
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from .broker import BrokerSettings
+from .errors import PresenceKitError
+from .events import Event, PresenceChanged, Snapshot, SnapshotComplete
+from .ids import check_id
+from .presence import UserPresence
+from .reconnecting import ReconnectingClient
+from .session import PresenceSession
+
+CONNECT_TIMEOUT = 10.0
+EXIT_BROKER_UNREACHABLE = 3
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m components", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m components", description="MQTT presence kit")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    def broker_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+        sub.add_argument("--org", required=True)
+        sub.add_argument("--protocol", choices=["5", "3.1.1"], default="5", help="MQTT version (default 5)")
+        sub.add_argument("--keepalive", type=int, default=30, metavar="SECONDS")
+        sub.add_argument("--leave-grace", type=float, default=2.0, metavar="SECONDS")
+        sub.add_argument("--topic-prefix", default="", metavar="PREFIX")
+
+    watch = commands.add_parser("watch", help="print presence changes as JSON lines")
+    broker_options(watch)
+    watch.add_argument("--room", help="only users in this room")
+
+    join = commands.add_parser("join", help="stay online as a device until stopped")
+    broker_options(join)
+    join.add_argument("--user", required=True)
+    join.add_argument("--device", help="device id (default: a random one)")
+    join.add_argument("--name", help="display name")
+    join.add_argument("--room", action="append", default=[], help="room this device is in (repeatable)")
 
     validate = commands.add_parser("validate", help="check app files against the schema")
     validate.add_argument("files", nargs="+", metavar="FILE")
@@ -22,14 +66,135 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings(args: argparse.Namespace) -> BrokerSettings:
+    return BrokerSettings.from_url(args.broker, protocol=args.protocol, keepalive=args.keepalive, topic_prefix=args.topic_prefix)
+
+
+def _await_first_connect(client: ReconnectingClient, ready: Callable[[], bool]) -> str | None:
+    """Wait until `ready()`; give the reason when the first attempt fails or time runs out."""
+    deadline = time.monotonic() + CONNECT_TIMEOUT
+    while time.monotonic() < deadline:
+        if ready():
+            return None
+        if client.last_error and client.connects == 0:
+            return client.last_error
+        time.sleep(0.05)
+    return client.last_error or "timed out"
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT; installed first so an early signal still
+    leads to a clean leave."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def _wait(stop: threading.Event) -> None:
+    while not stop.wait(3600):
+        pass
+
+
+class _WatchPrinter:
+    """Prints the snapshot once complete, then each change of status or device count."""
+
+    def __init__(self, out: TextIO, *, room: str | None) -> None:
+        self._out = out
+        self._room = room
+        self._shown: dict[str, tuple[str, int]] = {}
+        self._pending: dict[str, UserPresence] = {}
+        self._live = False
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Snapshot):
+            self._pending = dict(event.users)
+            if event.complete:
+                self._go_live()
+        elif isinstance(event, SnapshotComplete):
+            if not self._live:
+                self._go_live()
+        elif isinstance(event, PresenceChanged):
+            if not self._live:
+                if event.presence is None:
+                    self._pending.pop(event.user, None)
+                else:
+                    self._pending[event.user] = event.presence
+            elif event.presence is not None:
+                self._show(event.presence)
+
+    def _go_live(self) -> None:
+        self._live = True
+        for presence in sorted(self._pending.values(), key=lambda p: p.user):
+            self._show(presence)
+        self._pending = {}
+
+    def _show(self, presence: UserPresence) -> None:
+        if self._room is not None and presence.rooms and self._room not in presence.rooms:
+            return
+        key = (presence.status, presence.devices)
+        if self._shown.get(presence.user) == key:
+            return
+        self._shown[presence.user] = key
+        self._out.write(json.dumps(presence.to_json()) + "\n")
+        self._out.flush()
+
+
+def _watch(args: argparse.Namespace) -> int:
+    stop = _stop_on_signals()
+    rooms = [check_id(args.room, kind="room")] if args.room else []
+    session = PresenceSession(_settings(args), org=args.org, rooms=rooms, leave_grace=args.leave_grace).start()
+    try:
+        assert session.observer is not None
+        if (error := _await_first_connect(session.observer, lambda: session.synced)) is not None:
+            return _unreachable(error)
+        session.subscribe(_WatchPrinter(sys.stdout, room=args.room))
+        _wait(stop)
+    finally:
+        session.close(timeout=1.0)
+    return 0
+
+
+def _join(args: argparse.Namespace) -> int:
+    stop = _stop_on_signals()
+    device_id = args.device or f"cli-{secrets.token_hex(4)}"
+    check_id(args.user, kind="user")
+    check_id(device_id, kind="device")
+    session = PresenceSession(_settings(args), org=args.org, rooms=args.room, leave_grace=args.leave_grace, observe=False).start()
+    try:
+        device = session.open_device(user=args.user, device=device_id, name=args.name)
+        if (error := _await_first_connect(device, lambda: device.connected)) is not None:
+            return _unreachable(error)
+        print(json.dumps({"joined": args.user, "device": device_id, "epoch": device.epoch}), flush=True)
+        _wait(stop)
+    finally:
+        session.close(timeout=2.0)
+    return 0
+
+
+def _unreachable(reason: str) -> int:
+    print(f"error: broker unreachable: {reason}", file=sys.stderr)
+    return EXIT_BROKER_UNREACHABLE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    if args.command == "validate":
-        from .app_file import validate_command
+    try:
+        if args.command == "watch":
+            return _watch(args)
+        if args.command == "join":
+            return _join(args)
+        if args.command == "validate":
+            from .app_file import validate_command
 
-        return validate_command(args.files, stderr=sys.stderr)
-    if args.command == "schema":
-        from .app_file import schema_command
+            return validate_command(args.files, stderr=sys.stderr)
+        if args.command == "schema":
+            from .app_file import schema_command
 
-        return schema_command(stdout=sys.stdout)
+            return schema_command(stdout=sys.stdout)
+    except PresenceKitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     raise AssertionError(f"unhandled command {args.command!r}")

@@ -1,0 +1,275 @@
+"""A device: one identity (user + device id) online through its own MQTT connection,
+whose will marks it offline when the connection dies without a goodbye.
+
+On every (re)connect it takes a new epoch and publishes, retained and QoS 1 on
+`presence/{org}/{user}/{device}`, its status with that epoch; the will is the same
+document with status offline. Watchers ignore lower epochs, and the device watches its
+own topic: if an older epoch (a stale will) or an empty payload overwrites it, it
+re-asserts itself at once (guarantee 3). A clean `close()` publishes offline and waits
+for the broker's ack, because a clean DISCONNECT discards the will.
+
+Methods are safe to call from any thread; MQTT work runs on the network thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Literal
+
+from .errors import InvalidPayload
+from .events import ChatMessage
+from .ids import check_id
+from .message_ids import MessageIds
+from .mqtt_connection import Connection, PublishHandle, Subscription, Will
+from .network_loop import Timer
+from .payloads import decode, encode
+from .reconnecting import ReconnectingClient, Wiring
+from .topics import Topic
+
+log = logging.getLogger(__name__)
+
+LiveStatus = Literal["online", "away"]
+MAX_CURSOR_HZ = 20.0
+OUTBOX_LIMIT = 100
+
+
+class Device(ReconnectingClient):
+    def __init__(
+        self,
+        wiring: Wiring,
+        *,
+        user: str,
+        device: str,
+        name: str | None = None,
+        avatar: str | None = None,
+        rooms: tuple[str, ...] = (),
+        cursor_hz: float = MAX_CURSOR_HZ,
+        message_ids: MessageIds,
+        audience: Callable[[str, str], bool] | None = None,
+        on_closed: Callable[[Device], None] | None = None,
+    ) -> None:
+        self.user = check_id(user, kind="user")
+        self.device = check_id(device, kind="device")
+        self.rooms = tuple(check_id(room, kind="room") for room in rooms)
+        super().__init__(wiring, client_prefix=f"{wiring.org}:{user}:{device}")
+        self.name = name
+        self.avatar = avatar
+        self._topic = wiring.scheme.render(Topic("presence", wiring.org, user, device=device))
+        self._status: LiveStatus = "online"
+        self._since = wiring.wall()
+        self._lock = threading.Lock()
+        self._receipts: dict[str, str] = {}
+        self._outbox: list[tuple[str, bytes]] = []
+        self._cursor_interval = 1.0 / min(max(cursor_hz, 0.1), MAX_CURSOR_HZ)
+        self._cursor_pending: dict[str, bytes] = {}
+        self._cursor_sent_at: dict[str, float] = {}
+        self._cursor_timer: dict[str, Timer] = {}
+        self._message_ids = message_ids
+        self._audience = audience
+        self._on_closed = on_closed
+        self.reasserted = 0
+        self.cursors_sent = 0
+        self.closed = False
+
+    # -- presence documents ------------------------------------------------------------
+    def _presence(self, status: str, since: float) -> bytes:
+        doc: dict[str, Any] = {"status": status, "epoch": self.epoch, "since": round(since, 3)}
+        if self.name:
+            doc["name"] = self.name
+        if self.avatar:
+            doc["avatar"] = self.avatar
+        if self.rooms:
+            doc["rooms"] = list(self.rooms)
+        return encode("presence", doc)
+
+    def _will(self, epoch: int) -> Will:
+        self.epoch = epoch
+        return Will(
+            topic=self._topic,
+            payload=self._presence("offline", self.wiring.wall()),
+            delay=self.wiring.will_delay,
+            expiry=int(self.wiring.last_seen_retention),
+        )
+
+    def _session_expiry(self) -> int:
+        # at least the will delay, or brokers differ in whether the delay is honoured
+        return self.wiring.will_delay
+
+    @property
+    def status(self) -> LiveStatus:
+        return self._status
+
+    # -- connection hooks (network thread) -------------------------------------------------
+    def _on_connected(self, conn: Connection) -> None:
+        self._announce(conn)
+        conn.subscribe([Subscription(self._topic, qos=1)])
+        with self._lock:
+            receipts = dict(self._receipts)
+            outbox, self._outbox = self._outbox, []
+        for room, up_to in receipts.items():
+            self._publish_receipt(conn, room, up_to)
+        for topic, payload in outbox:
+            conn.publish(topic, payload, qos=1, retain=False)
+
+    def _announce(self, conn: Connection) -> None:
+        conn.publish(self._topic, self._presence(self._status, self._since), qos=1, retain=True)
+
+    def _on_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
+        """Our own presence topic changed. Re-assert when what the broker now holds is
+        older than us: a stale will (lower epoch), our epoch's offline while we are
+        alive, or an empty payload that cleared us."""
+        if topic != self._topic or self._closing:
+            return
+        if payload:
+            try:
+                doc = decode("presence", payload)
+            except InvalidPayload:
+                doc = None
+            if doc is not None and (doc.get("epoch", 0) > self.epoch or (doc.get("epoch", 0) == self.epoch and doc["status"] != "offline")):
+                return  # ours, or a newer connection of this device (a duplicate tab)
+        self.reasserted += 1
+        log.info("%s/%s: own presence overwritten by an older state; re-asserting", self.user, self.device)
+        self._announce(conn)
+
+    # -- the device's actions (any thread) ----------------------------------------------------
+    def set_status(self, status: LiveStatus, *, since: float | None = None) -> None:
+        """online, or away since `since` (absolute Unix seconds: when input stopped)."""
+        if status not in ("online", "away"):
+            raise ValueError(f"a live device is online or away, not {status!r}")
+        with self._lock:
+            if status == self._status:
+                return
+            self._status = status
+            self._since = self.wiring.wall() if since is None else since
+        self._on_network(self._announce)
+
+    def typing(self, room: str, *, active: bool = True, ttl: float = 6.0) -> None:
+        """Signal typing (refresh it while typing) or its stop. The ttl bounds how long
+        receivers show it without a refresh; MQTT 5 message expiry is set to it too."""
+        check_id(room, kind="room")
+        doc: dict[str, Any] = {"typing": active}
+        if active:
+            doc["ttl"] = int(ttl * 1000)
+        payload = encode("typing", doc)
+        topic = self._room_topic("typing", room, device=self.device)
+        self._on_network(lambda conn: conn.publish(topic, payload, qos=0, retain=False, expiry=max(1, round(ttl))))
+
+    def move_cursor(self, room: str, x: float, y: float, *, region: str | None = None, visible: bool = True) -> None:
+        """Queue a cursor position (0..1 in the region). Sent at most `cursor_hz` times a
+        second, coalesced to the latest position, and not at all when nobody else is in
+        the room."""
+        check_id(room, kind="room")
+        doc: dict[str, Any] = {"x": x, "y": y, "visible": visible}
+        if region is not None:
+            doc["region"] = region
+        payload = encode("cursor", doc)
+        with self._lock:
+            self._cursor_pending[room] = payload
+        self.wiring.network.call_soon(lambda: self._flush_cursor(room))
+
+    def _flush_cursor(self, room: str) -> None:
+        if room in self._cursor_timer:
+            return  # a send is already scheduled; it takes the latest position
+        now = self.wiring.monotonic()
+        wait = self._cursor_sent_at.get(room, -1e9) + self._cursor_interval - now
+        if wait > 0:
+            self._cursor_timer[room] = self.wiring.network.call_later(wait, lambda: self._send_cursor(room))
+        else:
+            self._send_cursor(room)
+
+    def _send_cursor(self, room: str) -> None:
+        self._cursor_timer.pop(room, None)
+        with self._lock:
+            payload = self._cursor_pending.pop(room, None)
+        conn = self._conn
+        if payload is None or conn is None or not self.connected:
+            return
+        if self._audience is not None and not self._audience(room, self.user):
+            return  # nobody else would see it
+        self._cursor_sent_at[room] = self.wiring.monotonic()
+        self.cursors_sent += 1
+        conn.publish(self._room_topic("cursor", room, device=self.device), payload, qos=0, retain=False)
+
+    def send_chat(self, room: str, text: str) -> ChatMessage:
+        """Publish a chat message (QoS 1). While disconnected it waits in a small outbox
+        and goes out on reconnect."""
+        check_id(room, kind="room")
+        message = ChatMessage(
+            id=self._message_ids.next(), room=room, user=self.user, text=text, name=self.name, at=round(self.wiring.wall(), 3)
+        )
+        doc: dict[str, Any] = {"id": message.id, "text": text, "at": message.at}
+        if self.name:
+            doc["name"] = self.name
+        payload = encode("chat", doc)
+        topic = self._room_topic("chat", room)
+
+        def publish(conn: Connection | None) -> None:
+            if conn is None:
+                with self._lock:
+                    if len(self._outbox) < OUTBOX_LIMIT:
+                        self._outbox.append((topic, payload))
+                        return
+                log.warning("%s/%s: chat outbox full while disconnected; message %s dropped", self.user, self.device, message.id)
+            else:
+                conn.publish(topic, payload, qos=1, retain=False)
+
+        self._on_network(publish, offline=True)
+        return message
+
+    def mark_read(self, room: str, message: ChatMessage) -> bool:
+        """Move this user's "read up to" marker in `room` to `message`. Never for one's
+        own messages and never backwards; returns whether a receipt was sent."""
+        check_id(room, kind="room")
+        if message.user == self.user:
+            return False
+        with self._lock:
+            if self._receipts.get(room, "") >= message.id:
+                return False
+            self._receipts[room] = message.id
+        self._on_network(lambda conn: self._publish_receipt(conn, room, message.id))
+        return True
+
+    def _publish_receipt(self, conn: Connection, room: str, up_to: str) -> None:
+        payload = encode("receipt", {"up_to": up_to, "at": round(self.wiring.wall(), 3)})
+        conn.publish(self._room_topic("receipts", room), payload, qos=1, retain=True)
+
+    def react(self, room: str, emoji: str, *, count: int = 1) -> None:
+        check_id(room, kind="room")
+        payload = encode("reaction", {"emoji": emoji, "count": count})
+        topic = self._room_topic("reactions", room)
+        self._on_network(lambda conn: conn.publish(topic, payload, qos=0, retain=False))
+
+    def close(self, *, timeout: float = 3.0) -> bool:
+        """Leave cleanly: publish offline (retained, QoS 1, same epoch), wait for the
+        broker's ack, then DISCONNECT. Returns whether the offline was acknowledged;
+        if not, the will still marks the device offline."""
+        if self.closed:
+            return True
+        self.closed = True
+        conn = self._stop_reconnecting()
+        acked = False
+        if conn is not None:
+            offline = self._presence("offline", self.wiring.wall())
+            handle: PublishHandle = conn.publish(self._topic, offline, qos=1, retain=True, expiry=int(self.wiring.last_seen_retention))
+            acked = not self.wiring.network.in_loop_thread() and handle.wait(timeout)
+            conn.disconnect()
+        if self._on_closed is not None:
+            self._on_closed(self)
+        return acked
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _room_topic(self, kind: Literal["typing", "cursor", "receipts", "chat", "reactions"], room: str, *, device: str | None = None) -> str:
+        return self.wiring.scheme.render(Topic(kind, self.wiring.org, self.user, room=room, device=device))
+
+    def _on_network(self, action: Callable[[Any], Any], *, offline: bool = False) -> None:
+        """Run `action(conn)` on the network thread if connected (or with None when
+        `offline` is set and there is no connection); drop it otherwise."""
+
+        def run() -> None:
+            conn = self._conn if self.connected else None
+            if conn is not None or offline:
+                action(conn)
+
+        self.wiring.network.call_soon(run)

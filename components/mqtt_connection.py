@@ -1,0 +1,265 @@
+"""One MQTT connection: the only module that imports paho-mqtt.
+
+A Connection is one paho Client with one client id and one will, used once: a
+reconnect is a new Connection with a new epoch (client ids are never reused). It is
+driven by a NetworkLoop through paho's external-loop API (`loop_read`, `loop_write`,
+`loop_misc` and the socket callbacks), so many connections share one thread.
+
+paho callbacks here only decode and hand off to the handler; they never raise (an
+exception would unwind through the loop), never block and never publish-and-wait.
+paho return and reason codes become MqttError with the code's name.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol as TypingProtocol
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from .broker import BrokerSettings
+from .errors import BrokerUnreachable, MqttError
+
+if TYPE_CHECKING:
+    from .network_loop import NetworkLoop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    """The message the broker publishes when the connection dies without DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+    delay: int = 0
+    """MQTT 5 Will Delay Interval in seconds (ignored on 3.1.1)."""
+    expiry: int | None = None
+    """MQTT 5 Message Expiry Interval in seconds (ignored on 3.1.1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    filter: str
+    qos: int
+    retain_handling: int = 0
+    """MQTT 5: 0 send retained, 2 never send retained (3.1.1 always sends them)."""
+
+
+class ConnectionHandler(TypingProtocol):
+    def handle_connected(self, conn: Connection) -> None: ...
+    def handle_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None: ...
+    def handle_lost(self, conn: Connection, reason: str) -> None: ...
+
+
+def _check(operation: str, rc: MQTTErrorCode | int) -> None:
+    if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+        raise MqttError(operation, int(rc), paho.error_string(rc))
+
+
+class PublishHandle:
+    """A QoS>0 publish in flight; `wait()` blocks until the broker acknowledged it.
+    Never wait on the network thread: it is the thread that receives the ack."""
+
+    def __init__(self, info: paho.MQTTMessageInfo) -> None:
+        self._info = info
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            return bool(self._info.wait_for_publish(timeout))
+        except (RuntimeError, ValueError):  # connection lost or publish refused
+            return False
+
+
+class Connection:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        *,
+        client_id: str,
+        handler: ConnectionHandler,
+        network: NetworkLoop,
+        will: Will | None = None,
+        session_expiry: int = 0,
+    ) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.v5 = settings.protocol == "5"
+        self._handler = handler
+        self._network = network
+        self._session_expiry = session_expiry
+        self._lost = False
+        self._lost_lock = threading.Lock()
+        self._suback: dict[int, Callable[[], None]] = {}
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if self.v5 else MQTTProtocolVersion.MQTTv311,
+            **({} if self.v5 else {"clean_session": True}),
+        )
+        client.suppress_exceptions = True  # second line of defence: our callbacks catch too
+        if settings.username is not None:
+            client.username_pw_set(settings.username, settings.password)
+        if settings.tls:
+            client.tls_set(
+                ca_certs=settings.ca_file,
+                certfile=settings.cert_file,
+                keyfile=settings.key_file,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        if will is not None:
+            client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain, properties=self._will_properties(will))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_socket_register_write
+        client.on_socket_unregister_write = self._on_socket_unregister_write
+        self._client = client
+
+    def _will_properties(self, will: Will) -> Properties | None:
+        if not self.v5:
+            return None
+        props = Properties(PacketTypes.WILLMESSAGE)
+        if will.delay:
+            props.WillDelayInterval = will.delay
+        if will.expiry:
+            props.MessageExpiryInterval = will.expiry
+        return props
+
+    # -- driven by the network loop ------------------------------------------------
+    def open_socket(self) -> None:
+        """TCP (and TLS) connect and send CONNECT. Blocking: the loop runs it on a
+        connector thread. Raises BrokerUnreachable."""
+        props = None
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self._session_expiry
+        try:
+            kwargs = {"clean_start": True, "properties": props} if self.v5 else {}
+            rc = self._client.connect(self.settings.host, self.settings.port, self.settings.keepalive, **kwargs)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise BrokerUnreachable("connect", -1, f"{self.settings.url}: {exc}") from None
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise BrokerUnreachable("connect", int(rc), f"{self.settings.url}: {paho.error_string(rc)}")
+
+    def socket(self):  # noqa: ANN201 - a socket or SSLSocket
+        return self._client.socket()
+
+    def loop_read(self) -> None:
+        self._client.loop_read()
+
+    def loop_write(self) -> None:
+        self._client.loop_write()
+
+    def loop_misc(self) -> None:
+        self._client.loop_misc()
+
+    def want_write(self) -> bool:
+        return self._client.want_write()
+
+    def buffered(self) -> int:
+        """Bytes TLS has already decrypted but paho has not read (select won't see them)."""
+        sock = self._client.socket()
+        return sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+
+    # -- operations (thread-safe in paho; subscribe on the loop thread) --------------
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool, expiry: int | None = None) -> PublishHandle:
+        props = None
+        if self.v5 and expiry:
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = expiry
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+        _check(f"publish to {topic}", info.rc)
+        return PublishHandle(info)
+
+    def subscribe(self, subscriptions: Sequence[Subscription], *, on_ack: Callable[[], None] | None = None) -> None:
+        """Subscribe; `on_ack` runs on the loop thread when SUBACK arrives. Call on
+        the loop thread, so the SUBACK cannot be handled before its mid is known."""
+        self._network.assert_loop_thread()
+        if self.v5:
+            topics = [(s.filter, SubscribeOptions(qos=s.qos, retainHandling=s.retain_handling)) for s in subscriptions]
+        else:
+            topics = [(s.filter, s.qos) for s in subscriptions]
+        rc, mid = self._client.subscribe(topics)
+        _check("subscribe", rc)
+        if on_ack is not None and mid is not None:
+            self._suback[mid] = on_ack
+
+    def unsubscribe(self, filters: Sequence[str]) -> None:
+        rc, _ = self._client.unsubscribe(list(filters))
+        _check("unsubscribe", rc)
+
+    def disconnect(self) -> None:
+        """Clean DISCONNECT: the broker discards the will (paho sends none either)."""
+        self._client.disconnect()
+
+    # -- paho callbacks: decode and hand off, never raise ----------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        try:
+            if reason_code.is_failure:
+                self._mark_lost(f"broker refused the connection: {reason_code}")
+            else:
+                self._handler.handle_connected(self)
+        except Exception:  # noqa: BLE001 - a callback must never raise into paho
+            log.exception("connected handler failed for %s", self.client_id)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        self._mark_lost(f"disconnected: {reason_code}")
+
+    def _mark_lost(self, reason: str) -> None:
+        # paho may report one loss twice (a refused CONNACK, then the socket close);
+        # the handler hears of it once.
+        with self._lost_lock:
+            if self._lost:
+                return
+            self._lost = True
+        try:
+            self._handler.handle_lost(self, reason)
+        except Exception:  # noqa: BLE001
+            log.exception("lost handler failed for %s", self.client_id)
+
+    def _on_message(self, client, userdata, message: paho.MQTTMessage) -> None:  # noqa: ANN001
+        try:
+            try:
+                topic = message.topic
+            except UnicodeDecodeError:  # MQTT requires UTF-8; such a name parses as foreign
+                topic = message._topic.decode("utf-8", "replace")
+            self._handler.handle_message(self, topic, message.payload, bool(message.retain))
+        except Exception:  # noqa: BLE001
+            log.exception("message handler failed for %s", self.client_id)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+        on_ack = self._suback.pop(mid, None)
+        failures = [str(rc) for rc in reason_codes if getattr(rc, "is_failure", False)]
+        if failures:
+            log.warning("%s: subscription refused: %s", self.client_id, ", ".join(failures))
+        if on_ack is not None:
+            try:
+                on_ack()
+            except Exception:  # noqa: BLE001
+                log.exception("SUBACK handler failed for %s", self.client_id)
+
+    def _on_socket_open(self, client, userdata, sock) -> None:  # noqa: ANN001
+        self._network.watch(self, sock)
+
+    def _on_socket_close(self, client, userdata, sock) -> None:  # noqa: ANN001
+        self._network.unwatch(sock)
+
+    def _on_socket_register_write(self, client, userdata, sock) -> None:  # noqa: ANN001
+        self._network.want_write(sock, True)
+
+    def _on_socket_unregister_write(self, client, userdata, sock) -> None:  # noqa: ANN001
+        self._network.want_write(sock, False)

@@ -1,0 +1,187 @@
+"""Everything an observer knows about one org, fed by received MQTT messages.
+
+`receive()` takes a raw message (topic name, payload bytes, retained flag) and returns
+the events it causes. Foreign topics are ignored; invalid payloads are dropped and
+counted, never raised. A device that goes offline loses its typing and cursors at once.
+
+Resync: after (re)subscribing, the broker's retained messages are the truth. Between
+`begin_resync()` and `end_resync()` every retained device topic and receipt that shows
+up is marked; whatever was held but not seen again was cleared while we were away and
+is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .errors import InvalidPayload
+from .events import (
+    ChatReceived,
+    CursorMoved,
+    Event,
+    PresenceChanged,
+    ReactionReceived,
+    ReceiptMoved,
+    RoomSnapshot,
+    TypingChanged,
+)
+from .payloads import decode
+from .presence import PresenceBook, UserPresence, device_presence
+from .rooms import RoomState
+from .topics import Topic, TopicScheme
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReceiveCounters:
+    received: int = 0
+    invalid: int = 0
+    foreign: int = 0
+    stale: int = 0
+    last_invalid: str = ""
+
+
+@dataclass
+class _Resync:
+    presence: set[tuple[str, str | None]] = field(default_factory=set)
+    receipts: set[tuple[str, str]] = field(default_factory=set)
+
+
+class OrgState:
+    def __init__(self, *, scheme: TopicScheme, org: str, rooms: Iterable[str] = (), history: int = 200) -> None:
+        self.scheme = scheme
+        self.org = org
+        self.presence = PresenceBook()
+        self.rooms = {room: RoomState(room, history=history) for room in rooms}
+        self.counters = ReceiveCounters()
+        self._resync: _Resync | None = None
+
+    # -- receiving -------------------------------------------------------------
+    def receive(self, name: str, payload: bytes, *, retained: bool, wall: float, mono: float) -> list[Event]:
+        self.counters.received += 1
+        topic = self.scheme.parse(name)
+        if topic is None or topic.org != self.org or (topic.room is not None and topic.room not in self.rooms):
+            self.counters.foreign += 1
+            return []
+        if not payload:
+            return self._cleared(topic)
+        try:
+            doc = decode(topic.payload_kind, payload)
+        except InvalidPayload as exc:
+            self.counters.invalid += 1
+            self.counters.last_invalid = f"{name}: {exc}"
+            log.debug("dropped invalid payload on %s: %s", name, exc)
+            return []
+        if topic.kind == "presence":
+            return self._presence(topic, doc, retained=retained, wall=wall)
+        room = self.rooms[topic.room]  # type: ignore[index]
+        if topic.kind == "typing":
+            if room.set_typing(topic.user, topic.device, doc, mono=mono):  # type: ignore[arg-type]
+                return [TypingChanged(room.room, room.typists())]
+            return []
+        if topic.kind == "cursor":
+            cursor = room.set_cursor(topic.user, topic.device, doc)  # type: ignore[arg-type]
+            return [CursorMoved(room.room, topic.user, topic.device, cursor)]  # type: ignore[arg-type]
+        if topic.kind == "receipts":
+            if self._resync is not None and retained:
+                self._resync.receipts.add((room.room, topic.user))
+            if room.set_receipt(topic.user, doc["up_to"]):
+                return [ReceiptMoved(room.room, topic.user, doc["up_to"])]
+            self.counters.stale += 1
+            return []
+        if topic.kind == "chat":
+            message = room.add_message(topic.user, doc)
+            return [ChatReceived(message)] if message else []
+        return [ReactionReceived(room.room, topic.user, doc["emoji"], doc.get("count", 1))]
+
+    def _presence(self, topic: Topic, doc: dict, *, retained: bool, wall: float) -> list[Event]:
+        if self._resync is not None and retained:
+            self._resync.presence.add((topic.user, topic.device))
+        state = device_presence(topic.device, doc, observed_at=wall, live=not retained)
+        accepted, changed = self.presence.put(topic.user, state)
+        if not accepted:
+            self.counters.stale += 1
+            return []
+        events: list[Event] = []
+        if not state.live:
+            events += self._forget_device(topic.user, topic.device, changed)
+        if changed is not None:
+            events.append(PresenceChanged(topic.user, changed))
+        return events
+
+    def _cleared(self, topic: Topic) -> list[Event]:
+        if topic.kind == "presence":
+            removed, changed = self.presence.clear(topic.user, topic.device)
+            events = self._forget_device(topic.user, topic.device, changed)
+            if removed:
+                events.append(PresenceChanged(topic.user, None))
+            elif changed is not None:
+                events.append(PresenceChanged(topic.user, changed))
+            return events
+        if topic.kind == "receipts":
+            self.rooms[topic.room].clear_receipt(topic.user)  # type: ignore[index]
+        return []
+
+    def _forget_device(self, user: str, device: str | None, aggregate: UserPresence | None) -> list[Event]:
+        """A departed device's typing and cursors go at once; all of a user's go when the
+        user has no live device left."""
+        known = aggregate or self.presence.user(user)
+        scope = None if known is None or known.devices == 0 else device
+        events: list[Event] = []
+        for room in self.rooms.values():
+            gone = room.cursor_keys(user, scope)
+            typists_changed, _ = room.forget_device(user, scope)
+            if typists_changed:
+                events.append(TypingChanged(room.room, room.typists()))
+            events += [CursorMoved(room.room, u, d, None) for u, d in gone]
+        return events
+
+    # -- time ---------------------------------------------------------------------
+    def expire(self, *, mono: float) -> list[Event]:
+        """Typing signals past their ttl (the stop may never come)."""
+        return [TypingChanged(r.room, r.typists()) for r in self.rooms.values() if r.expire_typing(mono=mono)]
+
+    def next_expiry(self) -> float | None:
+        return min((t for r in self.rooms.values() if (t := r.next_typing_expiry()) is not None), default=None)
+
+    # -- resync ---------------------------------------------------------------------
+    def begin_resync(self) -> None:
+        self._resync = _Resync()
+
+    @property
+    def resyncing(self) -> bool:
+        return self._resync is not None
+
+    def end_resync(self) -> list[Event]:
+        """Drop what the broker no longer holds (cleared while we were not looking)."""
+        seen, self._resync = self._resync, None
+        if seen is None:
+            return []
+        events: list[Event] = []
+        for user, state in self.presence.devices():
+            if (user, state.device) not in seen.presence:
+                events += self._cleared(Topic("presence", self.org, user, device=state.device))
+        for room in self.rooms.values():
+            for user in list(room.snapshot().receipts):
+                if (room.room, user) not in seen.receipts:
+                    room.clear_receipt(user)
+        return events
+
+    # -- reading ------------------------------------------------------------------
+    def users(self) -> dict[str, UserPresence]:
+        return self.presence.users()
+
+    def room_snapshots(self) -> dict[str, RoomSnapshot]:
+        return {name: room.snapshot() for name, room in self.rooms.items()}
+
+    def offline_device_topics(self, *, older_than: float) -> list[Topic]:
+        """Device topics offline since before `older_than` (wall time): retained state
+        that must not pile up, to be cleared with an empty retained message."""
+        return [
+            Topic("presence", self.org, user, device=state.device)
+            for user, state in self.presence.devices()
+            if state.device is not None and not state.live and (state.since or 0) < older_than
+        ]

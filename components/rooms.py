@@ -1,0 +1,111 @@
+"""The live state of one room: typing with expiry, latest cursors, read receipts and
+recent chat. Pure; the caller passes the monotonic time.
+
+Typing expires on the receiver: each signal is valid for its ttl from receipt
+(capped at 120 s), whether or not the stop ever arrives (guarantee 7). Receipts only
+move forward (guarantee 10): ULIDs order messages, so a lower `up_to` is ignored.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+from .events import ChatMessage, Cursor, RoomSnapshot
+
+DEFAULT_TYPING_TTL = 6.0
+MAX_TYPING_TTL = 120.0
+
+
+class RoomState:
+    def __init__(self, room: str, *, history: int = 200) -> None:
+        self.room = room
+        self._history = history
+        self._typing: dict[tuple[str, str], float] = {}
+        self._cursors: dict[tuple[str, str], Cursor] = {}
+        self._receipts: dict[str, str] = {}
+        self._messages: list[ChatMessage] = []
+        self._message_ids: set[str] = set()
+
+    # typing -------------------------------------------------------------------
+    def typists(self) -> tuple[str, ...]:
+        return tuple(sorted({user for user, _ in self._typing}))
+
+    def set_typing(self, user: str, device: str, doc: dict[str, Any], *, mono: float) -> bool:
+        """Apply a typing signal; True when the set of typists changed."""
+        before = self.typists()
+        if doc["typing"]:
+            ttl = min(doc.get("ttl", DEFAULT_TYPING_TTL * 1000) / 1000, MAX_TYPING_TTL)
+            self._typing[(user, device)] = mono + ttl
+        else:
+            self._typing.pop((user, device), None)
+        return self.typists() != before
+
+    def expire_typing(self, *, mono: float) -> bool:
+        """Drop signals past their ttl; True when the set of typists changed."""
+        expired = [key for key, until in self._typing.items() if until <= mono]
+        if not expired:
+            return False
+        before = self.typists()
+        for key in expired:
+            del self._typing[key]
+        return self.typists() != before
+
+    def next_typing_expiry(self) -> float | None:
+        return min(self._typing.values(), default=None)
+
+    # cursors ------------------------------------------------------------------
+    def set_cursor(self, user: str, device: str, doc: dict[str, Any]) -> Cursor:
+        cursor = Cursor(x=doc["x"], y=doc["y"], region=doc.get("region"), visible=doc.get("visible", True))
+        self._cursors[(user, device)] = cursor
+        return cursor
+
+    # a device that left -----------------------------------------------------------
+    def forget_device(self, user: str, device: str | None) -> tuple[bool, bool]:
+        """Drop a departed device's typing and cursor (device None: all of the user's).
+        Returns (typists changed, cursor removed)."""
+        before = self.typists()
+        keys = [k for k in self._typing if k[0] == user and device in (None, k[1])]
+        for key in keys:
+            del self._typing[key]
+        cursor_keys = [k for k in self._cursors if k[0] == user and device in (None, k[1])]
+        for key in cursor_keys:
+            del self._cursors[key]
+        return self.typists() != before, bool(cursor_keys)
+
+    def cursor_keys(self, user: str, device: str | None) -> list[tuple[str, str]]:
+        return [k for k in self._cursors if k[0] == user and device in (None, k[1])]
+
+    # receipts -------------------------------------------------------------------
+    def set_receipt(self, user: str, up_to: str) -> bool:
+        """Move the user's read marker forward; False (ignored) when it would go back."""
+        if self._receipts.get(user, "") >= up_to:
+            return False
+        self._receipts[user] = up_to
+        return True
+
+    def clear_receipt(self, user: str) -> bool:
+        return self._receipts.pop(user, None) is not None
+
+    # chat -----------------------------------------------------------------------
+    def add_message(self, user: str, doc: dict[str, Any]) -> ChatMessage | None:
+        """Keep the message in id order (QoS 1 may deliver twice: duplicates give None)."""
+        if doc["id"] in self._message_ids:
+            return None
+        message = ChatMessage(
+            id=doc["id"], room=self.room, user=user, text=doc["text"], name=doc.get("name"), at=doc.get("at")
+        )
+        bisect.insort(self._messages, message, key=lambda m: m.id)
+        self._message_ids.add(message.id)
+        if len(self._messages) > self._history:
+            dropped = self._messages.pop(0)
+            self._message_ids.discard(dropped.id)
+        return message
+
+    def snapshot(self) -> RoomSnapshot:
+        return RoomSnapshot(
+            typists=self.typists(),
+            cursors=dict(self._cursors),
+            receipts=dict(self._receipts),
+            messages=tuple(self._messages),
+        )

@@ -1,0 +1,137 @@
+"""The topic scheme (v1). Every topic a user writes has that user as a whole level, so
+broker ACLs can hold each account to its own topics:
+
+    presence/{org}/{user}/{device}      retained, QoS 1   (will: offline, same epoch)
+    presence/{org}/{user}               retained, QoS 1   (reference app: no device)
+    typing/{org}/{room}/{user}/{device} QoS 0, MQTT 5 message expiry = ttl
+    cursor/{org}/{room}/{user}/{device} QoS 0, at most 20 Hz
+    receipts/{org}/{room}/{user}        retained, QoS 1   ("read up to")
+    chat/{org}/{room}/{user}            QoS 1
+    reactions/{org}/{room}/{user}       QoS 0
+
+An optional root prefix (levels of ids, e.g. `tenant-a/`) stands before each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import InvalidId
+from .ids import ID_PATTERN, check_id
+from .payloads import PayloadKind
+
+TopicKind = Literal["presence", "typing", "cursor", "receipts", "chat", "reactions"]
+
+PAYLOAD_OF: dict[TopicKind, PayloadKind] = {
+    "presence": "presence",
+    "typing": "typing",
+    "cursor": "cursor",
+    "receipts": "receipt",
+    "chat": "chat",
+    "reactions": "reaction",
+}
+ROOM_KINDS: tuple[TopicKind, ...] = ("typing", "cursor", "receipts", "chat", "reactions")
+_WITH_DEVICE: frozenset[TopicKind] = frozenset({"typing", "cursor"})
+RETAINED_KINDS: frozenset[TopicKind] = frozenset({"presence", "receipts"})
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One concrete topic of the scheme; validates its ids on construction."""
+
+    kind: TopicKind
+    org: str
+    user: str
+    room: str | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PAYLOAD_OF:
+            raise ValueError(f"unknown topic kind {self.kind!r}")
+        check_id(self.org, kind="org")
+        check_id(self.user, kind="user")
+        if self.kind in ROOM_KINDS:
+            check_id(self.room, kind="room")
+        elif self.room is not None:
+            raise ValueError(f"{self.kind} topics have no room")
+        if self.device is not None:
+            check_id(self.device, kind="device")
+        elif self.kind in _WITH_DEVICE:
+            raise ValueError(f"{self.kind} topics need a device")
+        if self.kind not in _WITH_DEVICE and self.kind != "presence" and self.device is not None:
+            raise ValueError(f"{self.kind} topics have no device level")
+
+    @property
+    def payload_kind(self) -> PayloadKind:
+        return PAYLOAD_OF[self.kind]
+
+    def levels(self) -> tuple[str, ...]:
+        middle = (self.org,) if self.room is None else (self.org, self.room)
+        tail = (self.user,) if self.device is None else (self.user, self.device)
+        return (self.kind, *middle, *tail)
+
+
+class TopicScheme:
+    """Renders and parses topics under one root prefix (default: none)."""
+
+    def __init__(self, *, prefix: str = "") -> None:
+        levels = [level for level in prefix.split("/") if level] if prefix else []
+        for level in levels:
+            if not ID_PATTERN.fullmatch(level):
+                raise InvalidId(f"invalid topic prefix {prefix!r}: each level must be an id")
+        self.prefix = "".join(f"{level}/" for level in levels)
+        self._depth = len(levels)
+
+    def render(self, topic: Topic) -> str:
+        return self.prefix + "/".join(topic.levels())
+
+    def parse(self, name: str) -> Topic | None:
+        """The Topic for a received topic name, or None if it is not one of ours.
+
+        Foreign or malformed names (wrong depth, ids outside the id rule) give None,
+        so a client that publishes to `presence/acme/a b` cannot inject a bad id.
+        """
+        if not name.startswith(self.prefix):
+            return None
+        levels = name[len(self.prefix):].split("/")
+        kind = levels[0]
+        n = len(levels)
+        if kind == "presence" and n in (3, 4):
+            args = {"org": levels[1], "user": levels[2], "device": levels[3] if n == 4 else None}
+        elif kind in _WITH_DEVICE and n == 5:
+            args = {"org": levels[1], "room": levels[2], "user": levels[3], "device": levels[4]}
+        elif kind in PAYLOAD_OF and kind != "presence" and kind not in _WITH_DEVICE and n == 4:
+            args = {"org": levels[1], "room": levels[2], "user": levels[3]}
+        else:
+            return None
+        try:
+            return Topic(kind, **args)  # type: ignore[arg-type]
+        except (InvalidId, ValueError):
+            return None
+
+    def presence_filters(self, org: str) -> tuple[str, ...]:
+        """Live presence of an org: per-device topics and device-less reference topics."""
+        check_id(org, kind="org")
+        return (f"{self.prefix}presence/{org}/+/+", f"{self.prefix}presence/{org}/+")
+
+    def room_filter(self, kind: TopicKind, org: str, room: str) -> str:
+        check_id(org, kind="org")
+        check_id(room, kind="room")
+        wildcard = "+/+" if kind in _WITH_DEVICE else "+"
+        return f"{self.prefix}{kind}/{org}/{room}/{wildcard}"
+
+    def snapshot_filter(self, kind: TopicKind, org: str, room: str | None = None) -> str:
+        """A filter for the retained snapshot, textually distinct from the live filters
+        (a second subscription to the same filter would replace the first)."""
+        check_id(org, kind="org")
+        if room is None:
+            return f"{self.prefix}{kind}/{org}/#"
+        check_id(room, kind="room")
+        return f"{self.prefix}{kind}/{org}/{room}/#"
+
+    def sync_topic(self, org: str, client_id: str) -> str:
+        """Where an observer echoes its end-of-snapshot marker to itself."""
+        check_id(org, kind="org")
+        check_id(client_id, kind="device")
+        return f"{self.prefix}sync/{org}/{client_id}"

@@ -1,0 +1,77 @@
+"""Fixtures: real Mosquitto brokers spawned on free loopback ports, spoken to over
+MQTT 5 and 3.1.1, and per-test topic prefixes so retained state never leaks between
+tests."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from components import BrokerSettings, PresenceSession
+from components.embedded_broker import MosquittoBroker
+
+from helpers import Watcher
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if shutil.which("mosquitto") is None:
+        skip = pytest.mark.skip(reason="mosquitto is not installed (apt-get install mosquitto)")
+        for item in items:
+            if "integration" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_broker() -> Iterator[MosquittoBroker]:
+    """One broker for the tests that do not kill it (each test has its own prefix)."""
+    broker = MosquittoBroker().start()
+    yield broker
+    broker.cleanup()
+
+
+@pytest.fixture
+def own_broker() -> Iterator[MosquittoBroker]:
+    """A broker this test may kill and restart."""
+    broker = MosquittoBroker().start()
+    yield broker
+    broker.cleanup()
+
+
+@pytest.fixture(params=["5", "3.1.1"], ids=["mqtt5", "mqtt311"])
+def protocol(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(shared_broker: MosquittoBroker, protocol: str, prefix: str) -> BrokerSettings:
+    return BrokerSettings(host="127.0.0.1", port=shared_broker.port, protocol=protocol, keepalive=5, topic_prefix=prefix)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_session(settings: BrokerSettings) -> Iterator:
+    """Build started sessions on the test's broker settings; all closed at the end."""
+    sessions: list[PresenceSession] = []
+
+    def make(*, settings_override: BrokerSettings | None = None, org: str = "acme", rooms: tuple[str, ...] = ("lobby",), **options) -> PresenceSession:
+        session = PresenceSession(settings_override or settings, org=org, rooms=rooms, **options).start()
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        session.close(timeout=1.0)
+
+
+@pytest.fixture
+def watcher(make_session) -> Watcher:
+    session = make_session()
+    assert session.wait_synced(5), "watcher did not get its snapshot"
+    return Watcher(session)
