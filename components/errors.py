@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class PresenceKitError(Exception):
     """Base class of every error the kit raises on purpose."""
@@ -28,8 +30,32 @@ class InvalidPayload(PresenceKitError, ValueError):
     """A wire payload that is not JSON or does not match its published schema."""
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with an app file, shown as `FILE:LINE:COL: $.json.path: message`."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+
+
 class ConfigError(PresenceKitError):
-    """An app file that cannot be read or does not validate; `str()` lists every problem."""
+    """An app file that cannot be read or does not validate; `str()` lists every problem.
+
+    `problems` holds them one by one, as ConfigProblem records where a position is known.
+    """
+
+    def __init__(self, *problems: ConfigProblem | str) -> None:
+        super().__init__(*problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(map(str, self.problems))
 
 
 class MqttError(PresenceKitError):
