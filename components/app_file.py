@@ -307,13 +307,15 @@ def _settings(data: dict, *, base_dir: Path | None) -> AppSettings:
     broker = data["broker"]
     tls = broker.get("tls")
     rooms = tuple(data["rooms"])
-    return AppSettings(
-        version=data["version"],
-        broker=_typed(BrokerConfig, broker,
-                      protocol=str(broker["protocol"]),  # YAML reads `protocol: 5` as a number
-                      tls=None if tls is None else _typed(TlsConfig, {k: _file(v, base_dir) for k, v in tls.items()})),
-        org=data["org"],
-        rooms=rooms,
+    return _typed(
+        AppSettings,
+        data,
+        broker=_typed(
+            BrokerConfig,
+            broker,
+            protocol=str(broker["protocol"]),  # YAML reads `protocol: 5` as a number
+            tls=None if tls is None else _typed(TlsConfig, {k: _file(v, base_dir) for k, v in tls.items()}),
+        ),
         identity=_typed(IdentityConfig, data["identity"]),
         widgets=tuple(_widget(w, rooms) for w in data["widgets"]),
     )
@@ -331,7 +333,7 @@ def _typed(cls: type, values: Mapping[str, object], **given: object) -> Any:
     unknown = set(values) - names
     if unknown:  # the schema and settings.py disagree: a bug in the kit, not in the file
         raise AssertionError(f"{cls.__name__} has no field for {sorted(unknown)}")
-    return cls(**{name: _plain(values.get(name)) for name in names} | given)
+    return cls(**{name: _plain(values.get(name)) for name in names - set(given)} | given)
 
 
 def _plain(value: object) -> object:
