@@ -133,8 +133,8 @@ def _check(document: YamlDocument, *, environ: Mapping[str, str]) -> tuple[dict,
     unset = {path for path, _, _ in problems}  # their values are placeholders: say nothing more
     for error in _validator().iter_errors(data):  # fills in the schema's defaults as it goes
         problems += (p for p in _explain(error) if p[0] not in unset)
-    if not problems:
-        problems += _check_rooms(data)
+    seen = {path for path, _, _ in problems}
+    problems += (p for p in _check_rooms(data) if p[0] not in seen)
     return data, problems
 
 
@@ -291,12 +291,16 @@ def _did_you_mean(value: object, choices: Iterable[object]) -> str:
 
 
 def _check_rooms(data: dict) -> list[Found]:
-    rooms = data["rooms"]
+    """Each widget's room must be one of rooms. Runs on data that may be invalid
+    elsewhere, so that this problem is listed together with the schema's."""
+    rooms, widgets = data.get("rooms"), data.get("widgets")
+    if not isinstance(rooms, list) or not isinstance(widgets, list):
+        return []
     return [
-        (("widgets", i, "room"), f"room {w['room']!r} is not one of rooms ({', '.join(rooms)})"
+        (("widgets", i, "room"), f"room {w['room']!r} is not one of rooms ({', '.join(map(str, rooms))})"
          + _did_you_mean(w["room"], rooms), None)
-        for i, w in enumerate(data["widgets"])
-        if "room" in w and w["room"] not in rooms
+        for i, w in enumerate(widgets)
+        if isinstance(w, dict) and isinstance(w.get("room"), str) and w["room"] not in rooms
     ]
 
 

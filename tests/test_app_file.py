@@ -290,6 +290,9 @@ def test_widget_room_must_be_listed():
     problem = only_problem(f"{MINIMAL}rooms: [a, b]\nwidgets:\n  - type: presence_list\n    room: c\n")
     assert (problem.line, problem.path) == (6, "$.widgets[0].room")
     assert "not one of rooms (a, b)" in problem.message
+    # Listed together with the schema's problems, not only once those are fixed.
+    problems = problems_of(f"{MINIMAL}rooms: [a]\nwidgets:\n  - type: chat_panel\n    room: b\n    history: -1\n")
+    assert {p.path for p in problems} == {"$.widgets[0].room", "$.widgets[0].history"}
 
 
 def test_identity_header_rules():

@@ -17,9 +17,11 @@ INVALID_EXAMPLES = sorted((ROOT / "examples" / "invalid").glob("*.yaml"))
 PROBLEM_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<path>\$\S*): (?P<message>.+)$")
 
 
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path = ROOT, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("MQTT_USERNAME", "MQTT_PASSWORD", "APP_FILE_TEST_UNSET")}
     env.update(PYTHONPATH=str(ROOT), MQTT_USERNAME="presence-bot", MQTT_PASSWORD="not-a-real-secret")
+    for name in unset:
+        del env[name]
     return subprocess.run(
         [sys.executable, "-m", "components", *args],
         cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=60,
@@ -77,3 +79,23 @@ def test_schema_command_prints_the_shipped_schema():
 
 def test_validate_needs_a_file():
     assert run("validate").returncode == 2  # argparse's usage error
+
+
+def readme_blocks(language: str) -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(rf"^```{language}\n(.*?)^```$", readme, re.MULTILINE | re.DOTALL)
+
+
+def test_readme_example_is_valid_and_its_mistakes_print_as_shown(tmp_path):
+    complete, mistaken = readme_blocks("yaml")
+    (tmp_path / "complete.yaml").write_text(complete, encoding="utf-8")
+    (tmp_path / "app.yaml").write_text(mistaken, encoding="utf-8")
+    assert run("validate", "complete.yaml", cwd=tmp_path).returncode == 0
+
+    (console,) = readme_blocks("console")
+    shown = console.splitlines()
+    assert shown[0] == "$ python -m components validate app.yaml"
+    expected_output = shown[1 : shown.index("$ echo $?")]
+    result = run("validate", "app.yaml", cwd=tmp_path, unset=("MQTT_PASSWORD",))
+    assert result.stderr.splitlines() == expected_output
+    assert str(result.returncode) == shown[-1]
