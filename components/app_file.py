@@ -51,9 +51,9 @@ def load_app_file(path: str | os.PathLike[str], *, environ: Mapping[str, str] | 
     """Read, check and type one app file; relative TLS file paths are taken from its folder."""
     path = Path(path)
     try:
-        text = read_app_text(path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        text = _read_text(path)
+    except OSError as exc:  # chained, so validate_command can tell unreadable from invalid
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     return _load(text, filename=str(path), environ=environ, base_dir=path.parent)
 
 
@@ -64,7 +64,7 @@ def load_app_text(
     return _load(text, filename=filename, environ=environ, base_dir=None)
 
 
-def read_app_text(path: Path) -> str:
+def _read_text(path: Path) -> str:
     """The text of an app file. OSError when it cannot be read, ConfigError when it is
     too big or not UTF-8 (it was read: it is simply not a valid app file)."""
     with path.open("rb") as handle:
@@ -84,14 +84,10 @@ def validate_command(files: Sequence[str], *, stderr: TextIO) -> int:
     status = 0
     for name in files:
         try:
-            text = read_app_text(Path(name))
-            _load(text, filename=name, environ=None, base_dir=Path(name).parent)
-        except OSError as exc:
-            print(f"{name}: cannot read: {exc.strerror or exc}", file=stderr)
-            status = 2
+            load_app_file(name)
         except ConfigError as exc:
             print(exc, file=stderr)
-            status = max(status, 1)
+            status = max(status, 2 if isinstance(exc.__cause__, OSError) else 1)
     return status
 
 

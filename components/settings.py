@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 IdentitySource = Literal["streamlit_login", "header", "query_param"]
 MqttProtocol = Literal["5", "3.1.1"]
@@ -110,17 +110,8 @@ WidgetSettings = (
     | ChatPanelSettings
 )
 
-WIDGET_SETTINGS: dict[str, type[WidgetSettings]] = {
-    cls.type: cls
-    for cls in (
-        PresenceListSettings,
-        TypingIndicatorSettings,
-        CursorOverlaySettings,
-        ReadReceiptsSettings,
-        ReactionsSettings,
-        ChatPanelSettings,
-    )
-}
+# The settings class of each widget `type`, in the schema's order (a test checks it).
+WIDGET_SETTINGS: dict[str, type[WidgetSettings]] = {cls.type: cls for cls in get_args(WidgetSettings)}
 
 
 @dataclass(frozen=True)
