@@ -65,7 +65,7 @@ class BrokerSettings:
             raise InvalidBrokerUrl(f"bad broker URL {url!r}: only scheme, credentials, host and port are allowed")
         return cls(
             host=parts.hostname,
-            port=port or _DEFAULT_PORTS[parts.scheme],
+            port=_DEFAULT_PORTS[parts.scheme] if port is None else port,
             tls=parts.scheme in ("mqtts", "ssl"),
             username=username or (unquote(parts.username) if parts.username else None),
             password=password or (unquote(parts.password) if parts.password else None),

@@ -5,11 +5,14 @@
     ├── InvalidBrokerUrl   (also ValueError)  a broker URL that is not mqtt[s]://host[:port]
     ├── InvalidPayload     (also ValueError)  a wire payload that breaks its JSON Schema
     ├── ConfigError                           an app file that is unreadable or invalid
+    │                                         (its `problems`: ConfigProblem, FILE:LINE:COL: $.path: message)
     └── MqttError                             a paho return or reason code, named
         └── BrokerUnreachable                 the TCP/TLS connection or CONNACK failed
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class PresenceKitError(Exception):
@@ -28,8 +31,32 @@ class InvalidPayload(PresenceKitError, ValueError):
     """A wire payload that is not JSON or does not match its published schema."""
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with an app file, shown as `FILE:LINE:COL: $.json.path: message`."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+
+
 class ConfigError(PresenceKitError):
-    """An app file that cannot be read or does not validate; `str()` lists every problem."""
+    """An app file that cannot be read or does not validate; `str()` lists every problem.
+
+    `problems` holds them one by one, as ConfigProblem records where a position is known.
+    """
+
+    def __init__(self, *problems: ConfigProblem | str) -> None:
+        super().__init__(*problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(map(str, self.problems))
 
 
 class MqttError(PresenceKitError):

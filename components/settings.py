@@ -1,0 +1,124 @@
+"""The typed settings an app file turns into: what the session and the widgets read.
+
+Frozen dataclasses with no defaults of their own. Every default lives in
+`schemas/app.schema.json` and is filled in from there by the loader
+(`components.app_file`), so a field here is None only where the schema has no default
+and the file left the key out. Field names are the YAML keys, one for one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal, get_args
+
+IdentitySource = Literal["streamlit_login", "header", "query_param"]
+MqttProtocol = Literal["5", "3.1.1"]
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca_file: Path | None
+    cert_file: Path | None
+    key_file: Path | None
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    url: str | None  # None: start an embedded broker
+    username: str | None
+    password: str | None = field(repr=False)
+    tls: TlsConfig | None
+    keepalive: int
+    protocol: MqttProtocol
+    topic_prefix: str
+    leave_grace: float
+    last_seen_retention: int
+
+    @property
+    def embedded(self) -> bool:
+        """True when the app file names no broker and the kit starts its own."""
+        return self.url is None
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    source: IdentitySource
+    header: str | None  # set exactly when source is "header"
+
+
+@dataclass(frozen=True)
+class PresenceListSettings:
+    type: ClassVar[str] = "presence_list"
+    room: str | None  # None: everyone in the org
+    counter_above: int
+    counter_hysteresis: int
+    away_after: float
+    show_devices: bool
+    title: str | None
+
+
+@dataclass(frozen=True)
+class TypingIndicatorSettings:
+    type: ClassVar[str] = "typing_indicator"
+    room: str
+    ttl: float
+
+
+@dataclass(frozen=True)
+class CursorOverlaySettings:
+    type: ClassVar[str] = "cursor_overlay"
+    room: str
+    region: str | None  # None: the whole page
+    rate_hz: float
+    hide_after: float
+
+
+@dataclass(frozen=True)
+class ReadReceiptsSettings:
+    type: ClassVar[str] = "read_receipts"
+    room: str
+    private: bool
+    collapse_above: int
+
+
+@dataclass(frozen=True)
+class ReactionsSettings:
+    type: ClassVar[str] = "reactions"
+    room: str
+    emojis: tuple[str, ...]
+    burst_window_ms: int
+    max_per_second: int
+
+
+@dataclass(frozen=True)
+class ChatPanelSettings:
+    type: ClassVar[str] = "chat_panel"
+    room: str
+    history: int
+    typing_ttl: float
+    private_receipts: bool
+    height: int | Literal["auto"]
+
+
+WidgetSettings = (
+    PresenceListSettings
+    | TypingIndicatorSettings
+    | CursorOverlaySettings
+    | ReadReceiptsSettings
+    | ReactionsSettings
+    | ChatPanelSettings
+)
+
+# The settings class of each widget `type`, in the schema's order (a test checks it).
+WIDGET_SETTINGS: dict[str, type[WidgetSettings]] = {cls.type: cls for cls in get_args(WidgetSettings)}
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    version: int
+    broker: BrokerConfig
+    org: str
+    rooms: tuple[str, ...]
+    identity: IdentityConfig
+    widgets: tuple[WidgetSettings, ...]

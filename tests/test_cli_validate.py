@@ -1,0 +1,101 @@
+"""`python -m components validate` and `schema`, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+INVALID_EXAMPLES = sorted((ROOT / "examples" / "invalid").glob("*.yaml"))
+PROBLEM_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<path>\$\S*): (?P<message>.+)$")
+
+
+def run(*args: str, cwd: Path = ROOT, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MQTT_USERNAME", "MQTT_PASSWORD", "APP_FILE_TEST_UNSET")}
+    env.update(PYTHONPATH=str(ROOT), MQTT_USERNAME="presence-bot", MQTT_PASSWORD="not-a-real-secret")
+    for name in unset:
+        del env[name]
+    return subprocess.run(
+        [sys.executable, "-m", "components", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=60,
+    )
+
+
+def test_valid_files_exit_0_quietly():
+    result = run("validate", *map(str, EXAMPLES))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_invalid_files_exit_1_with_one_line_per_problem():
+    names = [str(p.relative_to(ROOT)) for p in INVALID_EXAMPLES]
+    result = run("validate", *names)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+    for line in lines:
+        assert PROBLEM_LINE.match(line), line
+    assert {PROBLEM_LINE.match(line)["file"] for line in lines} == set(names)
+
+
+def test_error_format_names_file_line_column_and_path(tmp_path):
+    app = tmp_path / "app.yaml"
+    app.write_text("version: 1\norg: acme\nwidgets:\n  - type: typing_indicator\n    ttl: -1\n", encoding="utf-8")
+    result = run("validate", "app.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "app.yaml:5:10: $.widgets[0].ttl: -1 is less than the minimum of 1\n"
+
+
+def test_any_invalid_file_makes_the_run_fail():
+    result = run("validate", str(EXAMPLES[0]), str(INVALID_EXAMPLES[0]), str(EXAMPLES[1]))
+    assert result.returncode == 1 and str(INVALID_EXAMPLES[0]) in result.stderr
+
+
+@pytest.mark.parametrize("extra", [[], ["examples/invalid/misspelt_key.yaml"]])
+def test_unreadable_file_exits_2(extra):
+    result = run("validate", "examples/minimal_presence.yaml", "no/such/file.yaml", *extra)
+    assert result.returncode == 2
+    assert "no/such/file.yaml: cannot read: No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_folder_is_not_readable_as_a_file():
+    result = run("validate", "examples")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_schema_command_prints_the_shipped_schema():
+    result = run("schema")
+    assert result.returncode == 0 and result.stderr == ""
+    shipped = json.loads((ROOT / "schemas" / "app.schema.json").read_text(encoding="utf-8"))
+    assert json.loads(result.stdout) == shipped
+
+
+def test_validate_needs_a_file():
+    assert run("validate").returncode == 2  # argparse's usage error
+
+
+def readme_blocks(language: str) -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(rf"^```{language}\n(.*?)^```$", readme, re.MULTILINE | re.DOTALL)
+
+
+def test_readme_example_is_valid_and_its_mistakes_print_as_shown(tmp_path):
+    complete, mistaken = readme_blocks("yaml")
+    (tmp_path / "complete.yaml").write_text(complete, encoding="utf-8")
+    (tmp_path / "app.yaml").write_text(mistaken, encoding="utf-8")
+    assert run("validate", "complete.yaml", cwd=tmp_path).returncode == 0
+
+    (console,) = readme_blocks("console")
+    shown = console.splitlines()
+    assert shown[0] == "$ python -m components validate app.yaml"
+    expected_output = shown[1 : shown.index("$ echo $?")]
+    result = run("validate", "app.yaml", cwd=tmp_path, unset=("MQTT_PASSWORD",))
+    assert result.stderr.splitlines() == expected_output
+    assert str(result.returncode) == shown[-1]
