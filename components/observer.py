@@ -84,6 +84,9 @@ class Observer(ReconnectingClient):
 
         conn.subscribe(self._live_subscriptions(), on_ack=lambda: conn.subscribe(snapshot, on_ack=on_snapshot_ack))
 
+    def _on_lost(self) -> None:
+        self.synced.clear()  # until the next snapshot, what we hold may be stale
+
     def _on_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
         if topic == self._sync_topic:
             self._snapshot_complete(conn)

@@ -5,9 +5,9 @@ the events it causes. Foreign topics are ignored; invalid payloads are dropped a
 counted, never raised. A device that goes offline loses its typing and cursors at once.
 
 Resync: after (re)subscribing, the broker's retained messages are the truth. Between
-`begin_resync()` and `end_resync()` every retained device topic and receipt that shows
-up is marked; whatever was held but not seen again was cleared while we were away and
-is dropped at the end.
+`begin_resync()` and `end_resync()` every device topic and receipt that shows up
+(retained or live) is marked; whatever was held but not seen again was cleared while
+we were away and is dropped at the end.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class OrgState:
             cursor = room.set_cursor(topic.user, topic.device, doc)  # type: ignore[arg-type]
             return [CursorMoved(room.room, topic.user, topic.device, cursor)]  # type: ignore[arg-type]
         if topic.kind == "receipts":
-            if self._resync is not None and retained:
+            if self._resync is not None:
                 self._resync.receipts.add((room.room, topic.user))
             if room.set_receipt(topic.user, doc["up_to"]):
                 return [ReceiptMoved(room.room, topic.user, doc["up_to"])]
@@ -98,7 +98,7 @@ class OrgState:
         return [ReactionReceived(room.room, topic.user, doc["emoji"], doc.get("count", 1))]
 
     def _presence(self, topic: Topic, doc: dict, *, retained: bool, wall: float) -> list[Event]:
-        if self._resync is not None and retained:
+        if self._resync is not None:
             self._resync.presence.add((topic.user, topic.device))
         state = device_presence(topic.device, doc, observed_at=wall, live=not retained)
         accepted, changed = self.presence.put(topic.user, state)

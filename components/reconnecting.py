@@ -87,6 +87,9 @@ class ReconnectingClient:
     def _on_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
         raise NotImplementedError
 
+    def _on_lost(self) -> None:
+        """The connection is gone (a retry may follow)."""
+
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         self.wiring.network.call_soon(self._attempt)
@@ -139,6 +142,7 @@ class ReconnectingClient:
             return
         self._connected.clear()
         self._conn = None
+        self._on_lost()
         if self._closing:
             return
         self.last_error = reason
