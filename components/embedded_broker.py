@@ -132,3 +132,31 @@ class MosquittoBroker:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class EmbeddedBroker:
+    """The broker the demo starts when none is configured: Mosquitto where the binary
+    exists (MQTT 5), else iotcore (rumqttd, installed with pip; MQTT 3.1.1 on its
+    default listener), both as child processes on a free loopback port."""
+
+    def __init__(self) -> None:
+        if shutil.which("mosquitto"):
+            self._mosquitto: MosquittoBroker | None = MosquittoBroker().start()
+            self._iotcore = None
+            self.kind, self.protocol, self.port = "Mosquitto", "5", self._mosquitto.port
+        else:
+            from iotcore.broker import Broker  # optional: only where mosquitto is missing
+
+            self._mosquitto = None
+            self._iotcore = Broker(port=free_port(), listen="127.0.0.1").start()
+            self.kind, self.protocol, self.port = "iotcore (rumqttd)", "3.1.1", self._iotcore.port
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self._mosquitto is not None:
+            self._mosquitto.cleanup()
+        if self._iotcore is not None:
+            self._iotcore.stop()

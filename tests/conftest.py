@@ -4,6 +4,7 @@ tests."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -75,3 +76,42 @@ def watcher(make_session) -> Watcher:
     session = make_session()
     assert session.wait_synced(5), "watcher did not get its snapshot"
     return Watcher(session)
+
+
+# -- end-to-end: real Streamlit servers and headless Chromium ----------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_context(chromium):
+    """New isolated browser contexts (one per simulated person); closed at the end."""
+    contexts = []
+
+    def make():
+        context = chromium.new_context(viewport={"width": 1100, "height": 800})
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        try:
+            context.close()
+        except Exception:  # noqa: BLE001 - the context may already be gone
+            pass

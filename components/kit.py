@@ -1,0 +1,175 @@
+"""Everything one app file needs inside one Streamlit server process.
+
+    # demo_app.py (run with `streamlit run demo_app.py`)
+    import streamlit as st
+    from components.kit import PresenceKit
+    kit = PresenceKit.from_app_file("presence.yaml")
+    app = st.App("page.py", routes=kit.routes, lifespan=kit.lifespan)
+
+    # page.py
+    kit = PresenceKit.from_app_file("presence.yaml")
+    kit.render(kit.identify())
+
+The lifespan starts the broker connection (the app file's broker, `MQTT_URL` from the
+environment, or an embedded broker when neither is given), the process's shared session
+and the WebSocket bridge; the page script only mints a signed token and mounts the
+widgets, so it renders (and can be tested with AppTest) without any of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from .app_file import load_app_file
+from .bridge import HEALTH_PATH, WS_PATH, TabHub
+from .broker import BrokerSettings
+from .embedded_broker import EmbeddedBroker
+from .identity import Identity, identify
+from .session import PresenceSession
+from .settings import AppSettings, PresenceListSettings
+from .tokens import process_signer
+from .widgets import mount
+
+log = logging.getLogger(__name__)
+
+BROKER_URL_VARIABLE = "MQTT_URL"
+DEFAULT_AWAY_AFTER = 300.0
+
+
+class PresenceKit:
+    def __init__(self, settings: AppSettings, *, environ: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self._environ = dict(os.environ if environ is None else environ)
+        self.session: PresenceSession | None = None
+        self.hub: TabHub | None = None
+        self.embedded: EmbeddedBroker | None = None
+        self.signer = process_signer()
+
+    @staticmethod
+    def from_app_file(path: str | os.PathLike[str]) -> PresenceKit:
+        """The one kit of this process for an app file (the app module and the page
+        script get the same object)."""
+        return _kit_for(str(Path(path).resolve()))
+
+    # -- the server side -----------------------------------------------------------------
+    def broker_settings(self) -> BrokerSettings:
+        broker = self.settings.broker
+        url = self._environ.get(BROKER_URL_VARIABLE) or broker.url
+        protocol = broker.protocol
+        if url is None:
+            self.embedded = EmbeddedBroker()
+            url, protocol = self.embedded.url, self.embedded.protocol
+        tls = broker.tls
+        return BrokerSettings.from_url(
+            url,
+            protocol=protocol,
+            keepalive=broker.keepalive,
+            topic_prefix=broker.topic_prefix,
+            username=broker.username,
+            password=broker.password,
+            ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
+            cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
+            key_file=str(tls.key_file) if tls and tls.key_file else None,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """st.App lifespan: connect on start-up; on shutdown every tab's device leaves
+        cleanly (explicit offline) before the broker connection closes."""
+        broker = self.broker_settings()
+        self.session = PresenceSession(
+            broker,
+            org=self.settings.org,
+            rooms=self.settings.rooms,
+            leave_grace=self.settings.broker.leave_grace,
+            last_seen_retention=self.settings.broker.last_seen_retention,
+        ).start()
+        self.hub = TabHub(self.session, signer=self.signer, leave_grace=self.settings.broker.leave_grace)
+        await self.hub.start()
+        log.info("presence kit: org %s on %s", self.settings.org, broker.url)
+        try:
+            yield
+        finally:
+            await self.hub.stop()
+            self.session.close(timeout=2.0)
+            if self.embedded is not None:
+                self.embedded.stop()
+
+    @property
+    def routes(self) -> list[Any]:
+        return [WebSocketRoute(WS_PATH, self._serve), Route(HEALTH_PATH, self._health)]
+
+    async def _serve(self, websocket: WebSocket) -> None:
+        if self.hub is None:
+            await websocket.accept()
+            await websocket.close(code=1013, reason="presence kit is not started")
+            return
+        await self.hub.serve(websocket)
+
+    async def _health(self, request: Request) -> JSONResponse:
+        if self.hub is None:
+            return JSONResponse({"error": "presence kit is not started"}, status_code=503)
+        return await self.hub.health(request)
+
+    def broker_note(self) -> str:
+        """One line for the page: which broker, and whether we are connected to it."""
+        if self.session is None:
+            return "Presence server not running in this process."
+        stats = self.session.stats()
+        where = f"embedded {self.embedded.kind} at {stats.broker}" if self.embedded else stats.broker
+        if stats.connected:
+            return f"Connected to {where}."
+        return f"Broker {where} unreachable, retrying: {stats.last_error or 'connecting…'}"
+
+    # -- the page side ---------------------------------------------------------------------
+    def identify(self) -> Identity | None:
+        return identify(self.settings.identity)
+
+    def connection_data(self, identity: Identity) -> dict[str, Any]:
+        """What every widget's browser side needs to open the tab's socket."""
+        away = [w.away_after for w in self.settings.widgets if isinstance(w, PresenceListSettings)]
+        return {
+            "token": self.signer.sign(user=identity.user, name=identity.name, org=self.settings.org, avatar=identity.avatar),
+            "wsPath": WS_PATH,
+            "org": self.settings.org,
+            "user": identity.user,
+            "name": identity.name,
+            "awayAfter": min(away, default=DEFAULT_AWAY_AFTER),
+        }
+
+    def render(self, identity: Identity) -> None:
+        """Mount every widget of the app file, in order, for `identity`."""
+        connection = self.connection_data(identity)
+        for index, widget in enumerate(self.settings.widgets):
+            key = f"presence-kit-{index}-{widget.type}"
+            if isinstance(widget, PresenceListSettings):
+                self.presence_list(widget, connection=connection, key=key)
+            else:
+                st.caption(f"{widget.type}: not available yet")
+
+    def presence_list(self, widget: PresenceListSettings, *, connection: dict[str, Any], key: str) -> Any:
+        options = {
+            "room": widget.room,
+            "counterAbove": widget.counter_above,
+            "counterHysteresis": widget.counter_hysteresis,
+            "showDevices": widget.show_devices,
+            "title": widget.title,
+        }
+        return mount("presence_list", key=key, data={"connection": connection, "options": options})
+
+
+@functools.cache
+def _kit_for(path: str) -> PresenceKit:
+    return PresenceKit(load_app_file(path))

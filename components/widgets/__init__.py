@@ -1,0 +1,33 @@
+"""The widgets' Streamlit side: components v2 built from the assets in this folder.
+
+Every widget's JavaScript is the shared client (`client.js`: one WebSocket per tab)
+followed by the widget's own module; assets are read once per process (packaged file
+paths are not resolved by components v2, so the text is passed inline).
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+import streamlit as st
+
+
+@functools.cache
+def _asset(name: str) -> str:
+    return (resources.files(__package__) / name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _component(kind: str) -> Any:
+    return st.components.v2.component(
+        f"presence_kit_{kind}",
+        css=_asset(f"{kind}.css"),
+        js=_asset("client.js") + "\n" + _asset(f"{kind}.js"),
+    )
+
+
+def mount(kind: str, *, key: str, data: dict[str, Any]) -> Any:
+    """Mount widget `kind` with `data`; the key keeps it mounted across reruns."""
+    return _component(kind)(key=key, data=data, on_token_expired_change=lambda: None)

@@ -1,0 +1,203 @@
+// The kit's browser side, shared by every widget on the page: one WebSocket per tab,
+// one device per tab. The first widget that mounts creates it on `window`; the others
+// reuse it. Liveness is the socket itself (the server pings at the protocol level), so
+// there is no heartbeat timer here; the only timer is the away detector.
+function presenceKit() {
+  if (window.__presenceKit) return window.__presenceKit;
+  const kit = {
+    config: null,
+    deviceId: null,
+    socket: null,
+    connected: false,
+    closedReason: "",
+    users: new Map(),
+    rooms: {},
+    broker: { connected: true, error: "" },
+    you: null,
+    listeners: new Set(),
+    retryDelay: 250,
+    retryTimer: null,
+    activity: { status: "online", lastInput: Date.now(), awayTimer: null },
+    onTokenExpired: null,
+  };
+  window.__presenceKit = kit;
+
+  const storageKey = () => `presence-kit:${kit.config.org}:${kit.config.user}:device`;
+  const newDeviceId = () => "tab-" + Math.random().toString(36).slice(2, 10) + Date.now().toString(36).slice(-4);
+
+  kit.configure = (config) => {
+    const first = kit.config === null;
+    const changedUser = !first && (kit.config.user !== config.user || kit.config.org !== config.org);
+    kit.config = { ...(kit.config || {}), ...config };
+    if (first || changedUser) {
+      kit.deviceId = sessionStorage.getItem(storageKey()) || newDeviceId();
+      sessionStorage.setItem(storageKey(), kit.deviceId);
+      if (kit.socket) kit.socket.close(1000, "identity changed");
+      else connect();
+    } else if (!kit.connected && kit.closedReason === "token") {
+      connect(); // a rerun brought a fresh token
+    }
+    kit.activity.awayAfterMs = (config.awayAfter || 300) * 1000;
+    armAway();
+  };
+
+  kit.subscribe = (fn) => {
+    kit.listeners.add(fn);
+    return () => kit.listeners.delete(fn);
+  };
+
+  kit.send = (message) => {
+    if (kit.socket && kit.socket.readyState === WebSocket.OPEN) {
+      kit.socket.send(JSON.stringify(message));
+      return true;
+    }
+    return false;
+  };
+
+  const emit = (message) => {
+    for (const fn of kit.listeners) {
+      try { fn(message); } catch (err) { console.error("presence-kit widget failed", err); }
+    }
+  };
+
+  const room = (name) => (kit.rooms[name] ||= { typists: [], receipts: {}, messages: [], cursors: [] });
+
+  function apply(message) {
+    switch (message.t) {
+      case "welcome":
+        kit.you = { user: message.user, device: message.device, name: message.name };
+        break;
+      case "snapshot":
+        kit.users = new Map(message.users.map((u) => [u.user, u]));
+        kit.rooms = message.rooms;
+        kit.broker = message.broker;
+        break;
+      case "presence":
+        kit.users.set(message.user.user, message.user);
+        break;
+      case "gone":
+        kit.users.delete(message.user);
+        break;
+      case "typing":
+        room(message.room).typists = message.typists;
+        break;
+      case "chat": {
+        const messages = room(message.message.room).messages;
+        if (!messages.some((m) => m.id === message.message.id)) {
+          messages.push(message.message);
+          messages.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        }
+        break;
+      }
+      case "receipt":
+        room(message.room).receipts[message.user] = message.up_to;
+        break;
+      case "broker":
+        kit.broker = { connected: message.connected, error: message.error, url: message.url };
+        break;
+      case "token":
+        kit.config.token = message.token;
+        return; // nothing for widgets to show
+    }
+    emit(message);
+  }
+
+  function connect() {
+    clearTimeout(kit.retryTimer);
+    const { token, wsPath } = kit.config;
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const url = `${scheme}://${location.host}${wsPath}?token=${encodeURIComponent(token)}&device=${encodeURIComponent(kit.deviceId)}`;
+    const socket = new WebSocket(url);
+    kit.socket = socket;
+    socket.onopen = () => {
+      kit.connected = true;
+      kit.closedReason = "";
+      kit.retryDelay = 250;
+      sendActivity();
+      emit({ t: "connection", connected: true });
+    };
+    socket.onmessage = (event) => {
+      try { apply(JSON.parse(event.data)); } catch (err) { console.error("presence-kit: bad message", err); }
+    };
+    socket.onclose = (event) => {
+      if (kit.socket !== socket) return;
+      kit.socket = null;
+      kit.connected = false;
+      emit({ t: "connection", connected: false, code: event.code });
+      if (event.code === 4409) { // our device id is live in another tab (a duplicated tab)
+        kit.deviceId = newDeviceId();
+        sessionStorage.setItem(storageKey(), kit.deviceId);
+        connect();
+      } else if (event.code === 4401) { // token expired or refused: ask Python for a new one
+        kit.closedReason = "token";
+        if (kit.onTokenExpired) kit.onTokenExpired();
+      } else if (event.code !== 1000 || event.reason === "identity changed") {
+        kit.retryTimer = setTimeout(connect, kit.retryDelay);
+        kit.retryDelay = Math.min(kit.retryDelay * 2, 5000);
+      }
+    };
+  }
+
+  // -- away: no input for awayAfter (and hidden pages give no input) -----------------
+  function sendActivity() {
+    const a = kit.activity;
+    kit.send(a.status === "away" ? { t: "activity", status: "away", since: a.lastInput / 1000 } : { t: "activity", status: "online" });
+  }
+  function armAway() {
+    const a = kit.activity;
+    clearTimeout(a.awayTimer);
+    if (a.status === "away") return;
+    const wait = Math.max(0, a.lastInput + a.awayAfterMs - Date.now());
+    a.awayTimer = setTimeout(() => {
+      if (Date.now() - a.lastInput >= a.awayAfterMs) {
+        a.status = "away";
+        sendActivity();
+      } else {
+        armAway();
+      }
+    }, wait);
+  }
+  function onInput() {
+    const a = kit.activity;
+    a.lastInput = Date.now();
+    if (a.status === "away") {
+      a.status = "online";
+      sendActivity();
+    }
+    armAway();
+  }
+  for (const type of ["pointermove", "pointerdown", "keydown", "wheel", "touchstart", "focus"]) {
+    window.addEventListener(type, onInput, { passive: true, capture: true });
+  }
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) onInput(); });
+  window.addEventListener("pagehide", () => { if (kit.socket) kit.socket.close(1000, "page closed"); });
+  return kit;
+}
+
+// Small helpers for widgets: text only, never markup.
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+function initials(name) {
+  const parts = String(name || "?").trim().split(/\s+/).filter(Boolean);
+  return ((parts[0] || "?")[0] + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
+}
+function colourFor(id) {
+  let hash = 0;
+  for (const ch of String(id)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return `hsl(${hash % 360} 65% 45%)`;
+}
+function ago(unixSeconds) {
+  if (!unixSeconds) return "";
+  const s = Math.max(0, Date.now() / 1000 - unixSeconds);
+  if (s < 60) return "just now";
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86400)} d`;
+}
+function displayName(user) {
+  return user.name || user.user;
+}

@@ -1,0 +1,27 @@
+"""The demo's page script (see demo_app.py): who you are, and who is here."""
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from components.identity import Identity, user_id_for
+from components.kit import PresenceKit
+
+HERE = Path(__file__).resolve().parent
+kit = PresenceKit.from_app_file(os.environ.get("PRESENCE_APP_FILE", HERE / "examples" / "demo.yaml"))
+
+st.set_page_config(page_title="Presence demo", page_icon="🟢")
+st.title("Who's here")
+st.caption(kit.broker_note())
+
+me = kit.identify()
+if me is None:
+    name = st.text_input("Your display name", max_chars=60, placeholder="e.g. Ana")
+    if not name.strip():
+        st.info("Pick a name to join (or open this page with ?user=NAME).")
+        st.stop()
+    me = Identity(user_id_for(name), name.strip())
+
+st.markdown(f"You are **{me.name}** (`{me.user}`). Open this page in another tab as someone else.")
+kit.render(me)

@@ -1,0 +1,257 @@
+"""End to end: `streamlit run demo_app.py` servers, a real Mosquitto, and headless
+Chromium contexts as people. A watcher session on the same broker records what any
+other subscriber would see (for the no-flicker checks)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from components import BrokerSettings, PresenceSession
+from components.bridge import WS_PATH
+from components.embedded_broker import MosquittoBroker
+from components.identity import user_id_for
+from components.tokens import TokenSigner
+
+from helpers import Watcher, wait_for
+from streamlit_server import TOKEN_KEY, StreamlitServer
+from tcp_proxy import FreezableProxy
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+GRACE = 2.0
+KEEPALIVE = 2
+APP_FILE = """
+version: 1
+broker: {{keepalive: {keepalive}, leave_grace: {grace}}}
+org: e2e
+rooms: [lobby]
+identity: {{source: query_param}}
+widgets:
+  - type: presence_list
+    title: Who's here
+    away_after: {away_after}
+"""
+
+
+def write_app_file(directory: Path, *, away_after: float = 300) -> Path:
+    path = directory / f"app-{away_after}.yaml"
+    path.write_text(APP_FILE.format(keepalive=KEEPALIVE, grace=GRACE, away_after=away_after))
+    return path
+
+
+@pytest.fixture(scope="module")
+def e2e_broker():
+    broker = MosquittoBroker().start()
+    yield broker
+    broker.cleanup()
+
+
+@pytest.fixture(scope="module")
+def servers(e2e_broker, tmp_path_factory):
+    """Start Streamlit servers on the module's broker; all stopped at the end."""
+    started: list[StreamlitServer] = []
+    directory = tmp_path_factory.mktemp("e2e")
+
+    def start(*, away_after: float = 300) -> StreamlitServer:
+        server = StreamlitServer(app_file=write_app_file(directory, away_after=away_after), broker_url=e2e_broker.url, log_dir=directory)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(servers) -> StreamlitServer:
+    return servers()
+
+
+@pytest.fixture
+def watcher(e2e_broker):
+    session = PresenceSession(BrokerSettings(host="127.0.0.1", port=e2e_broker.port), org="e2e", rooms=["lobby"]).start()
+    assert session.wait_synced(5)
+    yield Watcher(session)
+    session.close(timeout=1)
+
+
+@pytest.fixture
+def people():
+    """Unique user names per test: the module's server is shared."""
+    suffix = uuid.uuid4().hex[:5]
+    return lambda name: f"{name}-{suffix}"
+
+
+def open_tab(context, server: StreamlitServer, name: str, *, base_url: str | None = None):
+    page = context.new_page()
+    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+    page.goto(f"{base_url or server.url}/?user={name}")
+    member(page, user_id_for(name), "online").wait_for(timeout=20_000)
+    return page
+
+
+def member(page, user: str, status: str | None = None):
+    selector = f'li.pk-member[data-user="{user}"]' + (f'[data-status="{status}"]' if status else "")
+    return page.locator(selector)
+
+
+def shown_status(page, user: str) -> str | None:
+    items = member(page, user)
+    return items.first.get_attribute("data-status") if items.count() else None
+
+
+def seconds_until(predicate, *, timeout: float) -> float | None:
+    start = time.monotonic()
+    if wait_for(predicate, timeout=timeout, interval=0.02):
+        return time.monotonic() - start
+    return None
+
+
+def test_each_person_sees_the_others_online_within_1s_of_joining(server, browser_context, people) -> None:
+    pages: dict[str, object] = {}
+    for name in (people("ana"), people("ben"), people("cy")):
+        page = open_tab(browser_context(), server, name)  # returns once the tab shows itself online
+        for other_name, other in pages.items():
+            took = seconds_until(lambda: shown_status(other, name) == "online", timeout=5)
+            assert took is not None and took <= 1.0, f"{other_name} saw {name} after {took} s"
+            assert shown_status(page, other_name) == "online"
+        pages[name] = page
+
+
+def test_closing_a_tab_shows_offline_within_grace_plus_1s(server, browser_context, people) -> None:
+    ana, ben = people("ana"), people("ben")
+    ana_page = open_tab(browser_context(), server, ana)
+    ben_page = open_tab(browser_context(), server, ben)
+    member(ana_page, ben, "online").wait_for(timeout=5000)
+    ben_page.close()
+    took = seconds_until(lambda: shown_status(ana_page, ben) == "offline", timeout=GRACE + 5)
+    assert took is not None and took <= GRACE + 1, f"offline after {took} s"
+
+
+def test_silently_blackholed_tab_shows_offline_within_15s_plus_grace(server, browser_context, people) -> None:
+    ana, ben = people("ana"), people("ben")
+    ana_page = open_tab(browser_context(), server, ana)
+    proxy = FreezableProxy(server.port)
+    try:
+        open_tab(browser_context(), server, ben, base_url=f"http://127.0.0.1:{proxy.port}")
+        member(ana_page, ben, "online").wait_for(timeout=5000)
+        proxy.freeze()  # the tab's packets vanish; its sockets stay open
+        took = seconds_until(lambda: shown_status(ana_page, ben) == "offline", timeout=15 + GRACE + 5)
+        assert took is not None and took <= 15 + GRACE, f"offline after {took} s"
+    finally:
+        proxy.close()
+
+
+def test_idle_user_shows_away_and_comes_back_on_input(servers, browser_context, people) -> None:
+    server = servers(away_after=2)
+    ana, ben = people("ana"), people("ben")
+    ana_page = open_tab(browser_context(), server, ana)
+    ben_page = open_tab(browser_context(), server, ben)
+    took = seconds_until(lambda: shown_status(ana_page, ben) == "away", timeout=10)
+    assert took is not None and took <= 2 + 1.5, f"away after {took} s"
+    assert "away" in member(ana_page, ben).inner_text()
+    ben_page.mouse.move(200, 300)
+    ben_page.mouse.move(220, 320)
+    took = seconds_until(lambda: shown_status(ana_page, ben) == "online", timeout=5)
+    assert took is not None and took <= 1.0, f"back online after {took} s"
+
+
+def test_reloading_a_tab_makes_no_offline_flicker(server, browser_context, people, watcher) -> None:
+    ana, ben = people("ana"), people("ben")
+    ana_page = open_tab(browser_context(), server, ana)
+    ben_page = open_tab(browser_context(), server, ben)
+    assert watcher.wait_status(ben, "online", timeout=5) is not None
+    for _ in range(2):
+        ben_page.reload()
+        member(ben_page, ben, "online").wait_for(timeout=20_000)
+    time.sleep(GRACE + 1)  # past the grace: a device left behind by the reload would show now
+    assert "offline" not in watcher.statuses(ben), watcher.statuses(ben)
+    assert shown_status(ana_page, ben) == "online"
+    assert watcher.current(ben).devices == 1, "the reload adopted the tab's device"
+
+
+def test_a_user_with_two_tabs_who_closes_one_stays_online(server, browser_context, people, watcher) -> None:
+    ben = people("ben")
+    context = browser_context()
+    first = open_tab(context, server, ben)
+    open_tab(context, server, ben)
+    assert wait_for(lambda: (p := watcher.current(ben)) is not None and p.devices == 2, timeout=5)
+    first.close()
+    assert wait_for(lambda: watcher.current(ben).devices == 1, timeout=GRACE + 3)
+    assert watcher.status(ben) == "online"
+    assert "offline" not in watcher.statuses(ben)
+
+
+def test_a_late_joiner_sees_the_exact_state(server, browser_context, people) -> None:
+    ana, ben, cy = people("ana"), people("ben"), people("cy")
+    open_tab(browser_context(), server, ana)
+    ben_page = open_tab(browser_context(), server, ben)
+    ben_page.close()
+    time.sleep(GRACE + 0.5)
+    cy_page = open_tab(browser_context(), server, cy)
+    ours = {ana, ben, cy}
+    shown = {
+        item.get_attribute("data-user"): item.get_attribute("data-status")
+        for item in cy_page.locator("li.pk-member").all()
+        if item.get_attribute("data-user") in ours
+    }
+    assert shown == {ana: "online", ben: "offline", cy: "online"}
+    assert "(you)" in member(cy_page, cy).inner_text()
+
+
+def test_a_second_server_on_the_same_broker_sees_the_same_people(servers, server, browser_context, people) -> None:
+    other = servers()
+    ana, ben = people("ana"), people("ben")
+    ana_page = open_tab(browser_context(), server, ana)
+    ben_page = open_tab(browser_context(), other, ben)
+    member(ana_page, ben, "online").wait_for(timeout=3000)
+    member(ben_page, ana, "online").wait_for(timeout=3000)
+
+
+def test_killing_a_server_shows_its_users_offline_to_a_watcher(servers, browser_context, people, watcher) -> None:
+    doomed = servers()
+    dan = people("dan")
+    open_tab(browser_context(), doomed, dan)
+    assert watcher.wait_status(dan, "online", timeout=5) is not None
+    doomed.kill()
+    bound = 1.5 * KEEPALIVE + GRACE + 1
+    took = watcher.wait_status(dan, "offline", timeout=bound + 5)
+    assert took is not None and took <= bound, f"offline after {took} s (bound {bound} s)"
+
+
+def test_a_display_name_with_markup_is_shown_as_text(server, browser_context) -> None:
+    name = "<img src=x onerror=alert(1)>"
+    page = open_tab(browser_context(), server, name)  # a dialog would fail the test
+    entry = member(page, user_id_for(name))
+    assert entry.locator(".pk-name").inner_text() == name
+    assert entry.locator("img").count() == 0
+
+
+def ws_close_code(server: StreamlitServer, token: str, device: str = "tab-test") -> tuple[int | None, str]:
+    """(close code, None) if the server closed the socket, else (None, first message type)."""
+    url = f"ws://127.0.0.1:{server.port}{WS_PATH}?token={token}&device={device}"
+    with connect(url, open_timeout=5) as socket:
+        try:
+            return None, json.loads(socket.recv(timeout=5))["t"]
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None, ""
+
+
+def test_forged_expired_and_foreign_tokens_are_refused(server, people, watcher) -> None:
+    good = TokenSigner(TOKEN_KEY.encode()).sign(user=people("eve"), name="Eve", org="e2e")
+    assert ws_close_code(server, good) == (None, "welcome")  # the real thing works
+    body, _, _ = good.partition(".")
+    forged = TokenSigner(b"someone-elses-key-0123456789").sign(user="mallory", name="M", org="e2e")
+    expired = TokenSigner(TOKEN_KEY.encode(), ttl=-1).sign(user="mallory", name="M", org="e2e")
+    other_org = TokenSigner(TOKEN_KEY.encode()).sign(user="mallory", name="M", org="elsewhere")
+    for token in (forged, expired, other_org, body + ".AAAA", "garbage"):
+        assert ws_close_code(server, token)[0] == 4401, token
+    time.sleep(0.5)
+    assert watcher.current("mallory") is None
