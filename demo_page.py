@@ -1,4 +1,4 @@
-"""The demo's page script (see demo_app.py): who you are, and who is here."""
+"""The demo's page script (see demo_app.py): who you are, who is here, and the room."""
 
 import os
 from pathlib import Path
@@ -7,11 +7,12 @@ import streamlit as st
 
 from components.identity import Identity, user_id_for
 from components.kit import PresenceKit
+from components.settings import CursorOverlaySettings
 
 HERE = Path(__file__).resolve().parent
 kit = PresenceKit.from_app_file(os.environ.get("PRESENCE_APP_FILE", HERE / "examples" / "demo.yaml"))
 
-st.set_page_config(page_title="Presence demo", page_icon="🟢")
+st.set_page_config(page_title="Presence demo", page_icon="🟢", layout="wide")
 st.title("Who's here")
 st.caption(kit.broker_note())
 
@@ -24,4 +25,15 @@ if me is None:
     me = Identity(user_id_for(name), name.strip())
 
 st.markdown(f"You are **{me.name}** (`{me.user}`). Open this page in another tab as someone else.")
-kit.render(me)
+
+widgets = list(kit.settings.widgets)
+overlays = kit.widgets_of(CursorOverlaySettings)
+main, side = st.columns([2, 1])
+with side:
+    kit.render(me, [w for w in widgets if w.type in ("presence_list", "read_receipts", "typing_indicator")])
+with main:
+    kit.render(me, [w for w in widgets if w.type in ("chat_panel", "reactions")])
+for overlay in overlays:
+    with st.container(key=overlay.region or "canvas", border=True, height=260):
+        st.markdown("**Shared canvas**: move your pointer here and watch the other tabs.")
+    kit.render(me, [overlay])

@@ -38,6 +38,7 @@ from .events import CursorMoved, Event
 from .ids import check_id
 from .payloads import decode
 from .rate_limit import TokenBucket
+from .rooms import DEFAULT_TYPING_TTL
 from .session import PresenceSession
 from .tab_protocol import cursor_move, dumps, event_message, snapshot_message
 from .tokens import Claims, InvalidToken, TokenSigner
@@ -62,6 +63,8 @@ class Tab:
     device_id: str
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     inbound: TokenBucket = field(default_factory=lambda: TokenBucket(rate=INBOUND_RATE, burst=INBOUND_BURST))
+    reactions: dict[str, TokenBucket] = field(default_factory=dict)
+    """Per room: reaction clicks a second, spent by each burst's count."""
     refused: int = 0
 
 
@@ -74,11 +77,24 @@ class Slot:
     leaving: asyncio.TimerHandle | None = None
 
 
+DEFAULT_REACTIONS_PER_SECOND = 20
+
+
 class TabHub:
-    def __init__(self, session: PresenceSession, *, signer: TokenSigner, leave_grace: float) -> None:
+    def __init__(
+        self,
+        session: PresenceSession,
+        *,
+        signer: TokenSigner,
+        leave_grace: float,
+        private_receipt_rooms: frozenset[str] = frozenset(),
+        reactions_per_second: dict[str, int] | None = None,
+    ) -> None:
         self.session = session
         self.signer = signer
         self.leave_grace = leave_grace
+        self.private_receipt_rooms = private_receipt_rooms
+        self.reactions_per_second = reactions_per_second or {}
         self._slots: dict[tuple[str, str], Slot] = {}
         self._tabs: set[Tab] = set()
         self._cursor_moves: dict[str, dict[tuple[str, str], list[Any]]] = {}
@@ -189,17 +205,30 @@ class TabHub:
         if kind == "activity":
             device.set_status(msg["status"], since=min(msg.get("since", time.time()), time.time()) if msg["status"] == "away" else None)
         elif kind == "typing":
-            device.typing(room, active=msg["active"])
+            device.typing(room, active=msg["active"], ttl=msg.get("ttl", DEFAULT_TYPING_TTL))
         elif kind == "cursor":
             device.move_cursor(room, msg["x"], msg["y"], region=msg.get("region"), visible=msg.get("visible", True))
         elif kind == "chat":
             device.send_chat(room, msg["text"])
         elif kind == "read":
-            message = next((m for m in self.session.snapshot().rooms[room].messages if m.id == msg["id"]), None)
-            if message is not None:
+            message = self.session.find_message(room, msg["id"])
+            if room not in self.private_receipt_rooms and message is not None:
                 device.mark_read(room, message)
         elif kind == "react":
-            device.react(room, msg["emoji"], count=msg.get("count", 1))
+            count = self._allowed_reactions(tab, room, msg.get("count", 1))
+            if count:
+                device.react(room, msg["emoji"], count=count)
+
+    def _allowed_reactions(self, tab: Tab, room: str, count: int) -> int:
+        """Cap a tab's reaction clicks at the room's max_per_second: a burst larger than
+        what is left is cut down to it."""
+        rate = self.reactions_per_second.get(room, DEFAULT_REACTIONS_PER_SECOND)
+        bucket = tab.reactions.setdefault(room, TokenBucket(rate=rate, burst=rate))
+        allowed = min(count, int(bucket.available()))
+        if allowed and bucket.take(allowed):
+            return allowed
+        bucket.refused += 1
+        return 0
 
     # -- fan-out ---------------------------------------------------------------------------
     def _from_session_thread(self, event: Event) -> None:

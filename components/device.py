@@ -26,6 +26,7 @@ from .mqtt_connection import Connection, PublishHandle, Subscription, Will
 from .network_loop import Timer
 from .payloads import decode, encode
 from .reconnecting import ReconnectingClient, Wiring
+from .rooms import DEFAULT_TYPING_TTL
 from .topics import Topic
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class Device(ReconnectingClient):
             self._since = self.wiring.wall() if since is None else since
         self._on_network(self._announce)
 
-    def typing(self, room: str, *, active: bool = True, ttl: float = 6.0) -> None:
+    def typing(self, room: str, *, active: bool = True, ttl: float = DEFAULT_TYPING_TTL) -> None:
         """Signal typing (refresh it while typing) or its stop. The ttl bounds how long
         receivers show it without a refresh; MQTT 5 message expiry is set to it too."""
         check_id(room, kind="room")

@@ -22,11 +22,11 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import streamlit as st
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -38,7 +38,14 @@ from .broker import BrokerSettings
 from .embedded_broker import EmbeddedBroker
 from .identity import Identity, identify
 from .session import PresenceSession
-from .settings import AppSettings, PresenceListSettings
+from .settings import (
+    AppSettings,
+    ChatPanelSettings,
+    PresenceListSettings,
+    ReactionsSettings,
+    ReadReceiptsSettings,
+    WidgetSettings,
+)
 from .tokens import process_signer
 from .widgets import mount
 
@@ -46,6 +53,8 @@ log = logging.getLogger(__name__)
 
 BROKER_URL_VARIABLE = "MQTT_URL"
 DEFAULT_AWAY_AFTER = 300.0
+DEFAULT_HISTORY = 200
+W = TypeVar("W", bound=WidgetSettings)
 
 
 class PresenceKit:
@@ -95,8 +104,15 @@ class PresenceKit:
             rooms=self.settings.rooms,
             leave_grace=self.settings.broker.leave_grace,
             last_seen_retention=self.settings.broker.last_seen_retention,
+            history=max((w.history for w in self.widgets_of(ChatPanelSettings)), default=DEFAULT_HISTORY),
         ).start()
-        self.hub = TabHub(self.session, signer=self.signer, leave_grace=self.settings.broker.leave_grace)
+        self.hub = TabHub(
+            self.session,
+            signer=self.signer,
+            leave_grace=self.settings.broker.leave_grace,
+            private_receipt_rooms=self.private_receipt_rooms(),
+            reactions_per_second={w.room: w.max_per_second for w in self.widgets_of(ReactionsSettings)},
+        )
         await self.hub.start()
         log.info("presence kit: org %s on %s", self.settings.org, broker.url)
         try:
@@ -133,13 +149,19 @@ class PresenceKit:
             return f"Connected to {where}."
         return f"Broker {where} unreachable, retrying: {stats.last_error or 'connecting…'}"
 
+    def private_receipt_rooms(self) -> frozenset[str]:
+        """Rooms where this server never publishes read receipts (private mode)."""
+        private = {w.room for w in self.widgets_of(ReadReceiptsSettings) if w.private}
+        private |= {w.room for w in self.widgets_of(ChatPanelSettings) if w.private_receipts}
+        return frozenset(private)
+
     # -- the page side ---------------------------------------------------------------------
     def identify(self) -> Identity | None:
         return identify(self.settings.identity)
 
     def connection_data(self, identity: Identity) -> dict[str, Any]:
         """What every widget's browser side needs to open the tab's socket."""
-        away = [w.away_after for w in self.settings.widgets if isinstance(w, PresenceListSettings)]
+        away = [w.away_after for w in self.widgets_of(PresenceListSettings)]
         return {
             "token": self.signer.sign(user=identity.user, name=identity.name, org=self.settings.org, avatar=identity.avatar),
             "wsPath": WS_PATH,
@@ -149,25 +171,17 @@ class PresenceKit:
             "awayAfter": min(away, default=DEFAULT_AWAY_AFTER),
         }
 
-    def render(self, identity: Identity) -> None:
-        """Mount every widget of the app file, in order, for `identity`."""
+    def render(self, identity: Identity, widgets: Iterable[WidgetSettings] | None = None) -> None:
+        """Mount the app file's widgets (or the given ones of them), in order, for
+        `identity`. Each widget's options are its settings, as the schema names them."""
         connection = self.connection_data(identity)
-        for index, widget in enumerate(self.settings.widgets):
-            key = f"presence-kit-{index}-{widget.type}"
-            if isinstance(widget, PresenceListSettings):
-                self.presence_list(widget, connection=connection, key=key)
-            else:
-                st.caption(f"{widget.type}: not available yet")
+        for widget in self.settings.widgets if widgets is None else widgets:
+            index = self.settings.widgets.index(widget)
+            mount(widget.type, key=f"presence-kit-{index}-{widget.type}", data={"type": widget.type, "connection": connection, "options": asdict(widget)})
 
-    def presence_list(self, widget: PresenceListSettings, *, connection: dict[str, Any], key: str) -> Any:
-        options = {
-            "room": widget.room,
-            "counterAbove": widget.counter_above,
-            "counterHysteresis": widget.counter_hysteresis,
-            "showDevices": widget.show_devices,
-            "title": widget.title,
-        }
-        return mount("presence_list", key=key, data={"connection": connection, "options": options})
+    def widgets_of(self, kind: type[W]) -> list[W]:
+        """The app file's widgets of one settings type, e.g. `kit.widgets_of(ChatPanelSettings)`."""
+        return [w for w in self.settings.widgets if isinstance(w, kind)]
 
 
 @functools.cache

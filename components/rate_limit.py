@@ -15,12 +15,15 @@ class TokenBucket:
         self._last = monotonic()
         self.refused = 0
 
-    def take(self, cost: float = 1.0) -> bool:
-        """Spend `cost` if there is enough; count a refusal otherwise."""
+    def available(self) -> float:
         now = self._monotonic()
         self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
         self._last = now
-        if self._tokens >= cost:
+        return self._tokens
+
+    def take(self, cost: float = 1.0) -> bool:
+        """Spend `cost` if there is enough; count a refusal otherwise."""
+        if self.available() >= cost:
             self._tokens -= cost
             return True
         self.refused += 1

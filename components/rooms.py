@@ -25,7 +25,7 @@ class RoomState:
         self._cursors: dict[tuple[str, str], Cursor] = {}
         self._receipts: dict[str, str] = {}
         self._messages: list[ChatMessage] = []
-        self._message_ids: set[str] = set()
+        self._by_id: dict[str, ChatMessage] = {}
 
     # typing -------------------------------------------------------------------
     def typists(self) -> tuple[str, ...]:
@@ -90,17 +90,19 @@ class RoomState:
     # chat -----------------------------------------------------------------------
     def add_message(self, user: str, doc: dict[str, Any]) -> ChatMessage | None:
         """Keep the message in id order (QoS 1 may deliver twice: duplicates give None)."""
-        if doc["id"] in self._message_ids:
+        if doc["id"] in self._by_id:
             return None
         message = ChatMessage(
             id=doc["id"], room=self.room, user=user, text=doc["text"], name=doc.get("name"), at=doc.get("at")
         )
         bisect.insort(self._messages, message, key=lambda m: m.id)
-        self._message_ids.add(message.id)
+        self._by_id[message.id] = message
         if len(self._messages) > self._history:
-            dropped = self._messages.pop(0)
-            self._message_ids.discard(dropped.id)
+            del self._by_id[self._messages.pop(0).id]
         return message
+
+    def message(self, message_id: str) -> ChatMessage | None:
+        return self._by_id.get(message_id)
 
     def snapshot(self) -> RoomSnapshot:
         return RoomSnapshot(

@@ -26,7 +26,7 @@ from typing import Any
 from .broker import BrokerSettings
 from .device import MAX_CURSOR_HZ, Device
 from .epochs import EpochClock
-from .events import Event, Snapshot
+from .events import ChatMessage, Event, Snapshot
 from .ids import check_id
 from .message_ids import MessageIds
 from .network_loop import NetworkLoop
@@ -211,6 +211,12 @@ class PresenceSession:
             self._devices[(user, device)] = dev
         dev.start()
         return dev
+
+    def find_message(self, room: str, message_id: str) -> ChatMessage | None:
+        """A recent chat message of `room` held in memory, by id."""
+        with self._lock:
+            state = self.state.rooms.get(room)
+            return state.message(message_id) if state is not None else None
 
     def _forget_device(self, device: Device) -> None:
         with self._lock:

@@ -115,3 +115,49 @@ def browser_context(chromium):
             context.close()
         except Exception:  # noqa: BLE001 - the context may already be gone
             pass
+
+
+@pytest.fixture(scope="module")
+def e2e_broker() -> Iterator[MosquittoBroker]:
+    broker = MosquittoBroker().start()
+    yield broker
+    broker.cleanup()
+
+
+@pytest.fixture(scope="module")
+def start_server(e2e_broker, tmp_path_factory):
+    """Start `streamlit run demo_app.py` servers on the module's broker with a given
+    app file text; all stopped at the end of the module."""
+    from streamlit_server import StreamlitServer
+
+    started: list[StreamlitServer] = []
+    directory = tmp_path_factory.mktemp("e2e")
+
+    def start(app_text: str, *, bot: bool = False) -> StreamlitServer:
+        app_file = directory / f"app-{len(started)}.yaml"
+        app_file.write_text(app_text)
+        server = StreamlitServer(
+            app_file=app_file, broker_url=e2e_broker.url, log_dir=directory, extra_env={"PRESENCE_DEMO_BOT": "1" if bot else "0"}
+        )
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def e2e_watcher(e2e_broker) -> Iterator[Watcher]:
+    """A plain session on the e2e broker: what any other subscriber sees."""
+    session = PresenceSession(BrokerSettings(host="127.0.0.1", port=e2e_broker.port), org="e2e", rooms=["lobby"]).start()
+    assert session.wait_synced(5)
+    yield Watcher(session)
+    session.close(timeout=1)
+
+
+@pytest.fixture
+def people():
+    """Unique user names per test: a module's servers are shared."""
+    suffix = uuid.uuid4().hex[:5]
+    return lambda name: f"{name}-{suffix}"

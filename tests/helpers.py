@@ -114,3 +114,30 @@ def join_process(settings, *, user: str, device: str, org: str = "acme", keepali
         end_process(proc)
         raise AssertionError(f"join did not come online: {line!r} {proc.stderr.read() if proc.stderr else ''}")
     return proc
+
+
+class RawSubscriber:
+    """A plain paho client subscribed to `topic_filter`, recording (topic, payload):
+    what any other MQTT client on the broker would receive."""
+
+    def __init__(self, port: int, topic_filter: str) -> None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages: list[tuple[str, bytes]] = []
+        subscribed = threading.Event()
+        self._client = paho.Client(CallbackAPIVersion.VERSION2)
+        self._client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
+        self._client.on_subscribe = lambda *a: subscribed.set()
+        self._client.connect("127.0.0.1", port)
+        self._client.subscribe(topic_filter, qos=1)
+        self._client.loop_start()
+        if not subscribed.wait(5):
+            raise TimeoutError("no SUBACK")
+
+    def topics(self, prefix: str) -> list[str]:
+        return [topic for topic, _ in self.messages if topic.startswith(prefix)]
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from components import BrokerSettings, PresenceSession
 from components.bridge import WS_PATH
-from components.embedded_broker import MosquittoBroker
 from components.identity import user_id_for
 from components.tokens import TokenSigner
 
-from helpers import Watcher, wait_for
+from e2e_pages import member, open_tab, seconds_until, shown_status
+from helpers import wait_for
 from streamlit_server import TOKEN_KEY, StreamlitServer
 from tcp_proxy import FreezableProxy
 
@@ -40,78 +37,15 @@ widgets:
 """
 
 
-def write_app_file(directory: Path, *, away_after: float = 300) -> Path:
-    path = directory / f"app-{away_after}.yaml"
-    path.write_text(APP_FILE.format(keepalive=KEEPALIVE, grace=GRACE, away_after=away_after))
-    return path
-
-
 @pytest.fixture(scope="module")
-def e2e_broker():
-    broker = MosquittoBroker().start()
-    yield broker
-    broker.cleanup()
-
-
-@pytest.fixture(scope="module")
-def servers(e2e_broker, tmp_path_factory):
-    """Start Streamlit servers on the module's broker; all stopped at the end."""
-    started: list[StreamlitServer] = []
-    directory = tmp_path_factory.mktemp("e2e")
-
-    def start(*, away_after: float = 300) -> StreamlitServer:
-        server = StreamlitServer(app_file=write_app_file(directory, away_after=away_after), broker_url=e2e_broker.url, log_dir=directory)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+def servers(start_server):
+    """Start demo servers with this module's app file (presence list only)."""
+    return lambda *, away_after=300: start_server(APP_FILE.format(keepalive=KEEPALIVE, grace=GRACE, away_after=away_after))
 
 
 @pytest.fixture(scope="module")
 def server(servers) -> StreamlitServer:
     return servers()
-
-
-@pytest.fixture
-def watcher(e2e_broker):
-    session = PresenceSession(BrokerSettings(host="127.0.0.1", port=e2e_broker.port), org="e2e", rooms=["lobby"]).start()
-    assert session.wait_synced(5)
-    yield Watcher(session)
-    session.close(timeout=1)
-
-
-@pytest.fixture
-def people():
-    """Unique user names per test: the module's server is shared."""
-    suffix = uuid.uuid4().hex[:5]
-    return lambda name: f"{name}-{suffix}"
-
-
-def open_tab(context, server: StreamlitServer, name: str, *, base_url: str | None = None):
-    page = context.new_page()
-    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
-    page.goto(f"{base_url or server.url}/?user={name}")
-    member(page, user_id_for(name), "online").wait_for(timeout=20_000)
-    return page
-
-
-def member(page, user: str, status: str | None = None):
-    selector = f'li.pk-member[data-user="{user}"]' + (f'[data-status="{status}"]' if status else "")
-    return page.locator(selector)
-
-
-def shown_status(page, user: str) -> str | None:
-    items = member(page, user)
-    return items.first.get_attribute("data-status") if items.count() else None
-
-
-def seconds_until(predicate, *, timeout: float) -> float | None:
-    start = time.monotonic()
-    if wait_for(predicate, timeout=timeout, interval=0.02):
-        return time.monotonic() - start
-    return None
 
 
 def test_each_person_sees_the_others_online_within_1s_of_joining(server, browser_context, people) -> None:
@@ -163,30 +97,30 @@ def test_idle_user_shows_away_and_comes_back_on_input(servers, browser_context, 
     assert took is not None and took <= 1.0, f"back online after {took} s"
 
 
-def test_reloading_a_tab_makes_no_offline_flicker(server, browser_context, people, watcher) -> None:
+def test_reloading_a_tab_makes_no_offline_flicker(server, browser_context, people, e2e_watcher) -> None:
     ana, ben = people("ana"), people("ben")
     ana_page = open_tab(browser_context(), server, ana)
     ben_page = open_tab(browser_context(), server, ben)
-    assert watcher.wait_status(ben, "online", timeout=5) is not None
+    assert e2e_watcher.wait_status(ben, "online", timeout=5) is not None
     for _ in range(2):
         ben_page.reload()
         member(ben_page, ben, "online").wait_for(timeout=20_000)
     time.sleep(GRACE + 1)  # past the grace: a device left behind by the reload would show now
-    assert "offline" not in watcher.statuses(ben), watcher.statuses(ben)
+    assert "offline" not in e2e_watcher.statuses(ben), e2e_watcher.statuses(ben)
     assert shown_status(ana_page, ben) == "online"
-    assert watcher.current(ben).devices == 1, "the reload adopted the tab's device"
+    assert e2e_watcher.current(ben).devices == 1, "the reload adopted the tab's device"
 
 
-def test_a_user_with_two_tabs_who_closes_one_stays_online(server, browser_context, people, watcher) -> None:
+def test_a_user_with_two_tabs_who_closes_one_stays_online(server, browser_context, people, e2e_watcher) -> None:
     ben = people("ben")
     context = browser_context()
     first = open_tab(context, server, ben)
     open_tab(context, server, ben)
-    assert wait_for(lambda: (p := watcher.current(ben)) is not None and p.devices == 2, timeout=5)
+    assert wait_for(lambda: (p := e2e_watcher.current(ben)) is not None and p.devices == 2, timeout=5)
     first.close()
-    assert wait_for(lambda: watcher.current(ben).devices == 1, timeout=GRACE + 3)
-    assert watcher.status(ben) == "online"
-    assert "offline" not in watcher.statuses(ben)
+    assert wait_for(lambda: e2e_watcher.current(ben).devices == 1, timeout=GRACE + 3)
+    assert e2e_watcher.status(ben) == "online"
+    assert "offline" not in e2e_watcher.statuses(ben)
 
 
 def test_a_late_joiner_sees_the_exact_state(server, browser_context, people) -> None:
@@ -215,14 +149,14 @@ def test_a_second_server_on_the_same_broker_sees_the_same_people(servers, server
     member(ben_page, ana, "online").wait_for(timeout=3000)
 
 
-def test_killing_a_server_shows_its_users_offline_to_a_watcher(servers, browser_context, people, watcher) -> None:
+def test_killing_a_server_shows_its_users_offline_to_a_watcher(servers, browser_context, people, e2e_watcher) -> None:
     doomed = servers()
     dan = people("dan")
     open_tab(browser_context(), doomed, dan)
-    assert watcher.wait_status(dan, "online", timeout=5) is not None
+    assert e2e_watcher.wait_status(dan, "online", timeout=5) is not None
     doomed.kill()
     bound = 1.5 * KEEPALIVE + GRACE + 1
-    took = watcher.wait_status(dan, "offline", timeout=bound + 5)
+    took = e2e_watcher.wait_status(dan, "offline", timeout=bound + 5)
     assert took is not None and took <= bound, f"offline after {took} s (bound {bound} s)"
 
 
@@ -244,7 +178,7 @@ def ws_close_code(server: StreamlitServer, token: str, device: str = "tab-test")
             return closed.rcvd.code if closed.rcvd else None, ""
 
 
-def test_forged_expired_and_foreign_tokens_are_refused(server, people, watcher) -> None:
+def test_forged_expired_and_foreign_tokens_are_refused(server, people, e2e_watcher) -> None:
     good = TokenSigner(TOKEN_KEY.encode()).sign(user=people("eve"), name="Eve", org="e2e")
     assert ws_close_code(server, good) == (None, "welcome")  # the real thing works
     body, _, _ = good.partition(".")
@@ -254,4 +188,4 @@ def test_forged_expired_and_foreign_tokens_are_refused(server, people, watcher) 
     for token in (forged, expired, other_org, body + ".AAAA", "garbage"):
         assert ws_close_code(server, token)[0] == 4401, token
     time.sleep(0.5)
-    assert watcher.current("mallory") is None
+    assert e2e_watcher.current("mallory") is None

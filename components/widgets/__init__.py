@@ -15,8 +15,9 @@ import streamlit as st
 
 
 @functools.cache
-def _asset(name: str) -> str:
-    return (resources.files(__package__) / name).read_text(encoding="utf-8")
+def _asset(name: str) -> str | None:
+    path = resources.files(__package__) / name
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 @functools.cache
@@ -24,7 +25,7 @@ def _component(kind: str) -> Any:
     return st.components.v2.component(
         f"presence_kit_{kind}",
         css=_asset(f"{kind}.css"),
-        js=_asset("client.js") + "\n" + _asset(f"{kind}.js"),
+        js=f"{_asset('client.js')}\n{_asset(f'{kind}.js')}",
     )
 
 

@@ -61,6 +61,15 @@ function presenceKit() {
   };
 
   const room = (name) => (kit.rooms[name] ||= { typists: [], receipts: {}, messages: [], cursors: [] });
+  kit.room = room;
+
+  // Live users other than this tab's user, in `roomName` (or in no particular room).
+  kit.others = (roomName) =>
+    [...kit.users.values()].filter((u) => u.status !== "offline" && (!kit.you || u.user !== kit.you.user) && (!u.rooms.length || u.rooms.includes(roomName)));
+  kit.nameOf = (user) => {
+    const known = kit.users.get(user);
+    return known ? displayName(known) : user;
+  };
 
   function apply(message) {
     switch (message.t) {
@@ -138,6 +147,30 @@ function presenceKit() {
     };
   }
 
+  // -- typing: refreshed while keys keep coming, stopped on a pause, send or blur ------
+  const TYPING_REFRESH_MS = 2000;
+  const TYPING_PAUSE_MS = 3000;
+  kit.typingSender = (roomName, ttlSeconds) => {
+    let active = false, sentAt = 0, pauseTimer = null;
+    const stop = () => {
+      clearTimeout(pauseTimer);
+      if (active) kit.send({ t: "typing", room: roomName, active: false });
+      active = false;
+    };
+    const keystroke = () => {
+      const now = Date.now();
+      if (!active || now - sentAt >= TYPING_REFRESH_MS) {
+        if (kit.send({ t: "typing", room: roomName, active: true, ttl: ttlSeconds })) {
+          active = true;
+          sentAt = now;
+        }
+      }
+      clearTimeout(pauseTimer);
+      pauseTimer = setTimeout(stop, TYPING_PAUSE_MS);
+    };
+    return { keystroke, stop };
+  };
+
   // -- away: no input for awayAfter (and hidden pages give no input) -----------------
   function sendActivity() {
     const a = kit.activity;
@@ -200,4 +233,10 @@ function ago(unixSeconds) {
 }
 function displayName(user) {
   return user.name || user.user;
+}
+function typingText(names) {
+  if (names.length === 0) return "";
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return `${names.length} people are typing…`;
 }

@@ -1,6 +1,6 @@
 // The presence list: everyone in the org (or one room), live. Each member element has
-// data-user and data-status. Above `counterAbove` live members it becomes a counter,
-// and goes back to a list only below counterAbove - hysteresis.
+// data-user and data-status. Above `counter_above` live members it becomes a counter,
+// and goes back to a list only below counter_above - counter_hysteresis.
 const ORDER = { online: 0, away: 1, offline: 2 };
 
 export default function (component) {
@@ -36,8 +36,8 @@ function render(state, kit) {
   const { root, options } = state;
   const list = members(kit, options);
   const live = list.filter((u) => u.status !== "offline");
-  if (!state.counter && live.length > options.counterAbove) state.counter = true;
-  else if (state.counter && live.length < options.counterAbove - options.counterHysteresis) state.counter = false;
+  if (!state.counter && live.length > options.counter_above) state.counter = true;
+  else if (state.counter && live.length < options.counter_above - options.counter_hysteresis) state.counter = false;
 
   const frame = el("div", "pk-frame");
   if (options.title) frame.appendChild(el("div", "pk-title", options.title));
@@ -88,7 +88,7 @@ function member(user, isYou, options) {
   let detail = "";
   if (user.status === "away") detail = `away · ${ago(user.since)}`;
   else if (user.status === "offline") detail = `last seen ${ago(user.since)}${ago(user.since) === "just now" ? "" : " ago"}`;
-  if (options.showDevices && user.devices > 1) detail += `${detail ? " · " : ""}${user.devices} devices`;
+  if (options.show_devices && user.devices > 1) detail += `${detail ? " · " : ""}${user.devices} devices`;
   if (detail) text.appendChild(el("span", "pk-detail", detail));
   li.appendChild(text);
   return li;

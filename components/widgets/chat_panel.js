@@ -1,0 +1,154 @@
+// The chat panel of one room: messages with sender and time, a composer, who is here,
+// who is typing, and "Seen by …" under the latest message each user has read. A read
+// receipt goes out only for a message that was actually on screen in a visible tab,
+// never for one's own messages, and never in private mode.
+const SEEN_COLLAPSE_ABOVE = 3;
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  const kit = presenceKit();
+  kit.onTokenExpired = () => setTriggerValue("token_expired", Date.now());
+  kit.configure(data.connection);
+
+  let state = parentElement.__chatPanel;
+  if (!state) {
+    state = parentElement.__chatPanel = build(parentElement, kit, data.options);
+  }
+  state.options = data.options;
+  render(state, kit);
+  return () => {
+    state.unsubscribe();
+    state.typing.stop();
+    state.visibility.disconnect();
+    document.removeEventListener("visibilitychange", state.onVisible);
+    state.root.remove();
+    delete parentElement.__chatPanel;
+  };
+}
+
+function build(parentElement, kit, options) {
+  const root = el("div", "pk-chat");
+  const header = el("div", "pk-chat-header");
+  const title = el("span", "pk-chat-title", `# ${options.room}`);
+  const here = el("span", "pk-here");
+  header.append(title, here);
+  const list = el("div", "pk-messages");
+  list.setAttribute("role", "log");
+  if (options.height !== "auto") list.style.height = `${options.height}px`;
+  const typingLine = el("div", "pk-typing");
+  const form = el("form", "pk-composer");
+  const input = el("textarea", "pk-input");
+  input.rows = 1;
+  input.maxLength = 4000;
+  input.placeholder = `Message #${options.room}`;
+  const send = el("button", "pk-send", "Send");
+  send.type = "submit";
+  form.append(input, send);
+  root.append(header, list, typingLine, form);
+  parentElement.appendChild(root);
+
+  const state = { root, here, list, typingLine, input, options, readSent: "", rendered: new Map() };
+  state.typing = kit.typingSender(options.room, options.typing_ttl);
+  const submit = () => {
+    const text = input.value.trim();
+    if (!text) return;
+    if (kit.send({ t: "chat", room: state.options.room, text })) {
+      input.value = "";
+      state.typing.stop();
+    }
+  };
+  form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); submit(); }
+  });
+  input.addEventListener("input", () => (input.value ? state.typing.keystroke() : state.typing.stop()));
+  input.addEventListener("blur", () => state.typing.stop());
+
+  // what is on screen: messages intersecting the list's viewport
+  state.onScreen = new Set();
+  state.visibility = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (entry.isIntersecting) state.onScreen.add(entry.target.dataset.id);
+      else state.onScreen.delete(entry.target.dataset.id);
+    }
+    markRead(state, kit);
+  }, { root: list, threshold: 0.6 });
+  state.onVisible = () => markRead(state, kit);
+  document.addEventListener("visibilitychange", state.onVisible);
+  state.unsubscribe = kit.subscribe(() => render(state, kit));
+  return state;
+}
+
+function markRead(state, kit) {
+  if (state.options.private_receipts || document.visibilityState !== "visible" || !kit.you) return;
+  let newest = "";
+  for (const message of kit.room(state.options.room).messages) {
+    if (message.user !== kit.you.user && state.onScreen.has(message.id) && message.id > newest) newest = message.id;
+  }
+  if (newest && newest > state.readSent && kit.send({ t: "read", room: state.options.room, id: newest })) {
+    state.readSent = newest;
+  }
+}
+
+function render(state, kit) {
+  const { options, list } = state;
+  const room = kit.room(options.room);
+  const you = kit.you ? kit.you.user : null;
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+
+  const here = kit.others(options.room);
+  state.here.replaceChildren(...here.slice(0, 5).map((u) => {
+    const dot = el("span", "pk-mini", initials(displayName(u)));
+    dot.style.background = colourFor(u.user);
+    dot.title = displayName(u);
+    return dot;
+  }), el("span", "pk-here-count", here.length ? `${here.length + 1} here` : "just you"));
+
+  const messages = room.messages.slice(-options.history);
+  const seenBy = new Map(); // message id -> users whose read marker is there
+  for (const [user, upTo] of Object.entries(room.receipts)) {
+    if (user === you) continue;
+    const at = messages.filter((m) => m.id <= upTo).pop();
+    if (at) seenBy.set(at.id, [...(seenBy.get(at.id) || []), user]);
+  }
+  const keep = new Set(messages.map((m) => m.id));
+  for (const [id, node] of state.rendered) {
+    if (!keep.has(id)) { state.visibility.unobserve(node); node.remove(); state.rendered.delete(id); }
+  }
+  let previous = null;
+  for (const message of messages) {
+    let node = state.rendered.get(message.id);
+    if (!node) {
+      node = messageNode(message, message.user === you);
+      state.rendered.set(message.id, node);
+      state.visibility.observe(node);
+    }
+    if (node.previousSibling !== previous || node.parentNode !== list) list.insertBefore(node, previous ? previous.nextSibling : list.firstChild);
+    seenLine(node, (seenBy.get(message.id) || []).map(kit.nameOf));
+    previous = node;
+  }
+  if (atBottom) list.scrollTop = list.scrollHeight;
+  const typists = room.typists.filter((user) => user !== you);
+  state.typingLine.dataset.typists = typists.join(" ");
+  state.typingLine.textContent = typingText(typists.map(kit.nameOf));
+  markRead(state, kit);
+}
+
+function messageNode(message, mine) {
+  const node = el("div", mine ? "pk-msg pk-mine" : "pk-msg");
+  node.dataset.id = message.id;
+  node.dataset.user = message.user;
+  const meta = el("div", "pk-meta");
+  meta.append(el("span", "pk-sender", message.name || message.user));
+  if (message.at) meta.append(el("span", "pk-time", new Date(message.at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
+  node.append(meta, el("div", "pk-text", message.text));
+  return node;
+}
+
+function seenLine(node, names) {
+  let line = node.querySelector(".pk-seen");
+  if (!names.length) { if (line) line.remove(); return; }
+  if (!line) { line = el("div", "pk-seen"); node.appendChild(line); }
+  line.dataset.count = names.length;
+  line.textContent = names.length > SEEN_COLLAPSE_ABOVE ? `Seen by ${names.length} people` : `Seen by ${names.join(", ")}`;
+}

@@ -1,0 +1,142 @@
+// Live cursors over a region of the page (the Streamlit element whose key is the
+// region's id, e.g. st.container(key="canvas"), or the main block). Positions are
+// normalised to the region so different window sizes agree; sent at most rate_hz times
+// a second (max 20), coalesced to the latest, only while someone else is in the room
+// and the tab is visible; received positions are interpolated so 20 Hz looks smooth;
+// a cursor goes when its user leaves or after hide_after seconds without moving.
+const SMOOTHING_MS = 60;
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  const kit = presenceKit();
+  kit.onTokenExpired = () => setTriggerValue("token_expired", Date.now());
+  kit.configure(data.connection);
+
+  let state = parentElement.__cursorOverlay;
+  if (!state) state = parentElement.__cursorOverlay = build(kit, data.options);
+  state.options = data.options;
+  return () => teardown(state, parentElement);
+}
+
+function regionElement(options) {
+  return (options.region && document.querySelector(`.st-key-${CSS.escape(options.region)}`)) ||
+    document.querySelector('[data-testid="stMainBlockContainer"]') || document.body;
+}
+
+function build(kit, options) {
+  const layer = el("div", "pk-cursor-layer");
+  Object.assign(layer.style, { position: "fixed", left: "0", top: "0", width: "0", height: "0", pointerEvents: "none", zIndex: "999990" });
+  document.body.appendChild(layer);
+  const state = { layer, options, cursors: new Map(), pending: null, sentAt: 0, timer: null, visible: false, frame: 0 };
+
+  const send = () => {
+    state.timer = null;
+    if (!state.pending) return;
+    if (document.hidden || kit.others(state.options.room).length === 0) { state.pending = null; return; }
+    kit.send(state.pending);
+    state.pending = null;
+    state.sentAt = performance.now();
+  };
+  const queue = (message) => {
+    state.pending = message;
+    if (state.timer) return; // a send is scheduled: it takes the latest position
+    const interval = 1000 / Math.min(20, state.options.rate_hz);
+    const wait = state.sentAt + interval - performance.now();
+    if (wait <= 0) send();
+    else state.timer = setTimeout(send, wait);
+  };
+  state.onMove = (event) => {
+    const rect = regionElement(state.options).getBoundingClientRect();
+    const x = (event.clientX - rect.left) / rect.width, y = (event.clientY - rect.top) / rect.height;
+    const inside = x >= 0 && x <= 1 && y >= 0 && y <= 1 && rect.width > 0 && rect.height > 0;
+    if (inside) {
+      state.visible = true;
+      queue({ t: "cursor", room: state.options.room, x, y, visible: true, ...(state.options.region ? { region: state.options.region } : {}) });
+    } else if (state.visible) {
+      state.visible = false;
+      queue({ t: "cursor", room: state.options.room, x: 0, y: 0, visible: false });
+    }
+  };
+  state.onHidden = () => {
+    if (document.hidden && state.visible) {
+      state.visible = false;
+      state.pending = { t: "cursor", room: state.options.room, x: 0, y: 0, visible: false };
+      kit.send(state.pending); // the last word before the tab stops sending
+      state.pending = null;
+    }
+  };
+  window.addEventListener("pointermove", state.onMove, { passive: true });
+  document.addEventListener("visibilitychange", state.onHidden);
+  state.unsubscribe = kit.subscribe((message) => receive(state, kit, message));
+  for (const move of kit.room(options.room).cursors || []) place(state, kit, move);
+  const tick = (now) => { animate(state, now); state.frame = requestAnimationFrame(tick); };
+  state.frame = requestAnimationFrame(tick);
+  return state;
+}
+
+function receive(state, kit, message) {
+  if (message.t === "cursors" && message.room === state.options.room) {
+    for (const move of message.moves) place(state, kit, move);
+  } else if (message.t === "presence" && message.user.status === "offline") {
+    for (const [key, cursor] of state.cursors) if (cursor.user === message.user.user) remove(state, key);
+  }
+}
+
+function place(state, kit, move) {
+  const [user, device, x, y, visible] = move;
+  const key = `${user}/${device}`;
+  if (kit.you && user === kit.you.user) return; // never draw our own pointer
+  if (x === null || x === undefined || visible === false) { remove(state, key); return; }
+  let cursor = state.cursors.get(key);
+  if (!cursor) {
+    const node = el("div", "pk-cursor");
+    node.dataset.user = user;
+    const colour = colourFor(user);
+    node.innerHTML = '<svg width="18" height="18" viewBox="0 0 18 18"><path d="M1 1 L1 15 L5 11 L8 17 L10.5 16 L7.5 10 L13 10 Z" stroke="white" stroke-width="1"/></svg>';
+    node.querySelector("path").setAttribute("fill", colour);
+    const label = el("span", "pk-cursor-label", kit.nameOf(user));
+    // the layer is outside the component's shadow root, so styles are inline
+    Object.assign(label.style, {
+      background: colour, color: "white", font: "12px/1.4 sans-serif", padding: "1px 6px",
+      borderRadius: "8px", marginLeft: "10px", whiteSpace: "nowrap", position: "relative", top: "-4px",
+    });
+    node.appendChild(label);
+    Object.assign(node.style, { position: "fixed", left: "0", top: "0", willChange: "transform" });
+    state.layer.appendChild(node);
+    cursor = { user, node, x, y, tx: x, ty: y };
+    state.cursors.set(key, cursor);
+  }
+  cursor.tx = x;
+  cursor.ty = y;
+  cursor.movedAt = performance.now();
+  cursor.node.dataset.x = x;
+  cursor.node.dataset.y = y;
+}
+
+function remove(state, key) {
+  const cursor = state.cursors.get(key);
+  if (cursor) { cursor.node.remove(); state.cursors.delete(key); }
+}
+
+function animate(state, now) {
+  const rect = regionElement(state.options).getBoundingClientRect();
+  const dt = state.lastFrame ? now - state.lastFrame : 16;
+  state.lastFrame = now;
+  const blend = 1 - Math.exp(-dt / SMOOTHING_MS);
+  for (const [key, cursor] of state.cursors) {
+    if (now - cursor.movedAt > state.options.hide_after * 1000) { remove(state, key); continue; }
+    cursor.x += (cursor.tx - cursor.x) * blend;
+    cursor.y += (cursor.ty - cursor.y) * blend;
+    cursor.node.style.transform = `translate(${rect.left + cursor.x * rect.width}px, ${rect.top + cursor.y * rect.height}px)`;
+  }
+}
+
+function teardown(state, parentElement) {
+  state.unsubscribe();
+  cancelAnimationFrame(state.frame);
+  clearTimeout(state.timer);
+  window.removeEventListener("pointermove", state.onMove);
+  document.removeEventListener("visibilitychange", state.onHidden);
+  state.layer.remove();
+  delete parentElement.__cursorOverlay;
+}

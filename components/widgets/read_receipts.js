@@ -1,0 +1,42 @@
+// Read receipts of one room without a chat panel: who has seen the room's latest
+// message ("Seen by Ana, Ben", or a count when many). Receipts themselves are sent by
+// the chat panel when messages are on screen; private mode is enforced by the server.
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  const kit = presenceKit();
+  kit.onTokenExpired = () => setTriggerValue("token_expired", Date.now());
+  kit.configure(data.connection);
+
+  let state = parentElement.__readReceipts;
+  if (!state) {
+    const root = el("div", "pk-receipts");
+    parentElement.appendChild(root);
+    state = parentElement.__readReceipts = { root, options: data.options };
+    state.unsubscribe = kit.subscribe(() => render(state, kit));
+  }
+  state.options = data.options;
+  render(state, kit);
+  return () => {
+    state.unsubscribe();
+    state.root.remove();
+    delete parentElement.__readReceipts;
+  };
+}
+
+function render(state, kit) {
+  const room = kit.room(state.options.room);
+  const latest = room.messages[room.messages.length - 1];
+  const you = kit.you ? kit.you.user : null;
+  const seen = latest
+    ? Object.entries(room.receipts).filter(([user, upTo]) => user !== you && user !== latest.user && upTo >= latest.id).map(([user]) => user)
+    : [];
+  state.root.dataset.seen = seen.join(" ");
+  const names = seen.map(kit.nameOf);
+  state.root.textContent = !latest
+    ? ""
+    : names.length === 0
+      ? "Not seen yet"
+      : names.length > state.options.collapse_above
+        ? `Seen by ${names.length} people`
+        : `Seen by ${names.join(", ")}`;
+}
