@@ -1,4 +1,4 @@
-"""The command line: `python -m components {watch,join,validate,schema} ...`.
+"""The command line: `python -m components {watch,join,acl,validate,schema} ...`.
 
     watch --broker mqtt://HOST:PORT --org ORG [--room ROOM]
         one JSON object per line, flushed at once: first a line per user of the current
@@ -7,6 +7,9 @@
     join --broker mqtt://HOST:PORT --org ORG --user USER [--device DEV] [--keepalive S]
         stay online as that device until SIGTERM/SIGINT (then leave cleanly) or a kill
         (then the broker fires the will).
+    acl --org ORG --server-account NAME [--user USER ...] --out DIR
+        write Mosquitto's `acl` and `passwd` files and a 0600 `credentials` file with the
+        plain passwords (see components.broker_acl and deploy/README.md).
 
 Every failure the user can cause (bad id, bad URL, unreachable broker, invalid app
 file) prints one clear line per problem on stderr and exits non-zero, never a traceback.
@@ -58,6 +61,13 @@ def _build_parser() -> argparse.ArgumentParser:
     join.add_argument("--device", help="device id (default: a random one)")
     join.add_argument("--name", help="display name")
     join.add_argument("--room", action="append", default=[], help="room this device is in (repeatable)")
+
+    acl = commands.add_parser("acl", help="write Mosquitto password and ACL files for an org's accounts")
+    acl.add_argument("--org", required=True)
+    acl.add_argument("--server-account", action="append", required=True, metavar="NAME", help="account of a Streamlit server (repeatable)")
+    acl.add_argument("--user", action="append", default=[], metavar="USER", help="user id that gets its own account USER@ORG (repeatable)")
+    acl.add_argument("--topic-prefix", default="", metavar="PREFIX")
+    acl.add_argument("--out", required=True, metavar="DIR", help="folder for acl, passwd and credentials (0600)")
 
     validate = commands.add_parser("validate", help="check app files against the schema")
     validate.add_argument("files", nargs="+", metavar="FILE")
@@ -172,6 +182,23 @@ def _join(args: argparse.Namespace) -> int:
     return 0
 
 
+def _acl(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .broker_acl import accounts_for, write_bundle
+
+    try:
+        accounts = accounts_for(org=args.org, server_accounts=args.server_account, users=args.user, topic_prefix=args.topic_prefix)
+    except ValueError as exc:  # InvalidId is one too
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    bundle = write_bundle(Path(args.out), org=args.org, accounts=accounts)
+    print(f"wrote {bundle.acl} and {bundle.passwd} for {len(accounts)} accounts; passwords in {bundle.credentials} (mode 0600)")
+    if bundle.created:
+        print(f"new passwords for: {', '.join(bundle.created)}")
+    return 0
+
+
 def _unreachable(reason: str) -> int:
     print(f"error: broker unreachable: {reason}", file=sys.stderr)
     return EXIT_BROKER_UNREACHABLE
@@ -184,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _watch(args)
         if args.command == "join":
             return _join(args)
+        if args.command == "acl":
+            return _acl(args)
         if args.command == "validate":
             from .app_file import validate_command
 

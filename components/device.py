@@ -128,6 +128,10 @@ class Device(ReconnectingClient):
                 doc = decode("presence", payload)
             except InvalidPayload:
                 doc = None
+            if doc is not None and doc.get("probe"):
+                if doc.get("epoch") == self.epoch and not retained:
+                    self._announce(conn)  # a watcher asks whether this connection still lives
+                return
             if doc is not None and (doc.get("epoch", 0) > self.epoch or (doc.get("epoch", 0) == self.epoch and doc["status"] != "offline")):
                 return  # ours, or a newer connection of this device (a duplicate tab)
         self.reasserted += 1

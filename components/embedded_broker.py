@@ -23,8 +23,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def mqtt_ping(host: str, port: int, *, timeout: float = 1.0) -> bool:
-    """True when an MQTT 3.1.1 CONNECT at host:port is answered with CONNACK."""
+def mqtt_ping(host: str, port: int, *, timeout: float = 1.0, refused_is_up: bool = False) -> bool:
+    """True when an MQTT 3.1.1 CONNECT at host:port is answered with an accepting
+    CONNACK (with `refused_is_up`, any CONNACK: a broker that refuses anonymous
+    clients is up all the same)."""
     client_id = f"ping-{os.getpid()}-{time.monotonic_ns()}".encode()
     body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(client_id).to_bytes(2, "big") + client_id
     try:
@@ -32,7 +34,7 @@ def mqtt_ping(host: str, port: int, *, timeout: float = 1.0) -> bool:
             sock.sendall(bytes([0x10, len(body)]) + body)
             reply = sock.recv(4)
             sock.sendall(b"\xe0\x00")  # DISCONNECT
-            return reply[:2] == b"\x20\x02" and reply[3:4] == b"\x00"
+            return reply[:2] == b"\x20\x02" and (refused_is_up or reply[3:4] == b"\x00")
     except OSError:
         return False
 
@@ -47,8 +49,13 @@ class MosquittoBroker:
         persistence: bool = False,
         websockets_port: int | None = None,
         extra_config: str = "",
+        config: str | None = None,
         binary: str = "mosquitto",
     ) -> None:
+        """`config`, when given, is a complete configuration used instead of the
+        generated one (logging is still added); its plain MQTT listener must be
+        127.0.0.1:`port`. Readiness then accepts a refusing CONNACK, since such a
+        configuration usually refuses anonymous clients."""
         path = shutil.which(binary)
         if path is None:
             raise FileNotFoundError(f"{binary} not found (Debian/Ubuntu: apt-get install mosquitto)")
@@ -57,11 +64,18 @@ class MosquittoBroker:
         self.websockets_port = websockets_port
         self.dir = Path(tempfile.mkdtemp(prefix="mosquitto-"))
         self.log_path = self.dir / "mosquitto.log"
-        lines = [
+        self._custom = config is not None
+        lines = [config] if config is not None else [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
             f"persistence {'true' if persistence else 'false'}",
             f"persistence_location {self.dir}/",
+        ]
+        if os.geteuid() == 0:
+            # Mosquitto started as root switches to the `mosquitto` user, which cannot
+            # open the log, password or ACL files in our private temp dir: stay root.
+            lines.append("user root")
+        lines += [
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",
@@ -96,7 +110,7 @@ class MosquittoBroker:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
                 raise RuntimeError(f"mosquitto exited with {self.process.returncode}: {err.strip()} (log: {self.log_path})")
-            if mqtt_ping("127.0.0.1", self.port, timeout=0.5):
+            if mqtt_ping("127.0.0.1", self.port, timeout=0.5, refused_is_up=self._custom):
                 return self
             time.sleep(0.02)
         self.stop()

@@ -18,6 +18,17 @@ they are equal to what is held and change nothing.
 Offline device topics older than the last-seen retention are cleared (empty retained)
 after each snapshot and periodically, on any broker; MQTT 5 message expiry on offline
 messages and wills does the same inside the broker.
+
+Ghosts after a broker restart with persistence: a device that died while the broker
+was down has its retained online restored and its will never fired (measured on
+Mosquitto 2.0.11). Every live device re-announces with a new epoch within
+REANNOUNCE_WINDOW of the broker coming back, so after the observer reconnects and
+that window passes, the devices it held live before the loss and that still show the
+same epoch are probed: a non-retained presence with `"probe": true` and their epoch.
+A live device answers by re-announcing (the same document: watchers see no change;
+kit watchers ignore probes); one that stays silent for PROBE_TIMEOUT is buried with the
+offline its will would have carried. When only the observer's own link dropped, every
+device answers and nothing flickers.
 """
 
 from __future__ import annotations
@@ -31,13 +42,21 @@ from .events import Event, SnapshotComplete
 from .mqtt_connection import Connection, Subscription
 from .network_loop import Timer
 from .org_state import OrgState
+from .errors import InvalidPayload
+from .payloads import decode, encode
 from .reconnecting import ReconnectingClient, Wiring
-from .topics import RETAINED_KINDS, ROOM_KINDS
+from .topics import RETAINED_KINDS, ROOM_KINDS, Topic
 
 log = logging.getLogger(__name__)
 
 REAP_LIMIT = 500
 """Device topics cleared per sweep, so one sweep never floods the broker."""
+REANNOUNCE_WINDOW = 5.0
+"""Seconds after a reconnect within which every live device has re-announced itself."""
+PROBE_TIMEOUT = 1.0
+"""Seconds a probed device has to answer before it is marked offline."""
+PROBE_LIMIT = 1000
+"""Devices probed after one reconnect, so a probe never floods the broker."""
 
 
 class Observer(ReconnectingClient):
@@ -54,6 +73,11 @@ class Observer(ReconnectingClient):
         self.synced = threading.Event()
         self.snapshots = 0
         self.reaped = 0
+        self._suspects: dict[tuple[str, str], int] = {}
+        self._probed: dict[str, tuple[str, str, int]] = {}
+        self._probe_timer: Timer | None = None
+        self.probed = 0
+        self.buried = 0
 
     def _live_subscriptions(self) -> list[Subscription]:
         scheme, org = self.wiring.scheme, self.wiring.org
@@ -86,11 +110,19 @@ class Observer(ReconnectingClient):
 
     def _on_lost(self) -> None:
         self.synced.clear()  # until the next snapshot, what we hold may be stale
+        if self._probe_timer is not None:
+            self._probe_timer.cancel()
+        with self._lock:  # live devices as of now: each must show a new epoch or answer a probe
+            for user, state in self.state.presence.devices():
+                if state.device is not None and state.live:
+                    self._suspects[(user, state.device)] = state.epoch
 
     def _on_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
         if topic == self._sync_topic:
             self._snapshot_complete(conn)
             return
+        if self._probed and not retained and topic in self._probed and self._answers_probe(payload):
+            del self._probed[topic]  # the device answered: it lives
         with self._lock:
             events = self.state.receive(topic, payload, retained=retained, wall=self.wiring.wall(), mono=self.wiring.monotonic())
             if events:
@@ -107,6 +139,57 @@ class Observer(ReconnectingClient):
         self.snapshots += 1
         self.synced.set()
         self._reap(conn)
+        if self._suspects:
+            self._probe_timer = self.wiring.network.call_later(REANNOUNCE_WINDOW, lambda: self._probe(conn))
+
+    # -- ghosts of a broker restart --------------------------------------------------------------
+    def _still_silent(self) -> list[tuple[str, str, int]]:
+        """Suspects still live with the epoch they had when we lost the broker."""
+        with self._lock:
+            found = []
+            for (user, device), epoch in self._suspects.items():
+                held = self.state.presence.device(user, device)
+                if held is not None and held.live and held.epoch == epoch:
+                    found.append((user, device, epoch))
+            return found
+
+    def _probe(self, conn: Connection) -> None:
+        if conn is not self._conn or not self.connected:
+            return  # lost again: the next reconnect probes
+        silent = self._still_silent()[:PROBE_LIMIT]
+        self._suspects = {}
+        self._probed = {self._device_topic(user, device): (user, device, epoch) for user, device, epoch in silent}
+        for topic, (_, _, epoch) in list(self._probed.items()):
+            doc = {"status": "online", "epoch": epoch, "probe": True}
+            conn.publish(topic, encode("presence", doc), qos=1, retain=False)
+        self.probed += len(silent)
+        if silent:
+            self._probe_timer = self.wiring.network.call_later(PROBE_TIMEOUT, lambda: self._bury(conn))
+
+    def _bury(self, conn: Connection) -> None:
+        if conn is not self._conn or not self.connected:
+            return
+        probed, self._probed = self._probed, {}
+        with self._lock:
+            silent = [(u, d, e) for u, d, e in probed.values() if (held := self.state.presence.device(u, d)) is not None and held.live and held.epoch == e]
+        for user, device, epoch in silent:
+            doc = {"status": "offline", "epoch": epoch, "since": round(self.wiring.wall(), 3)}
+            topic = self._device_topic(user, device)
+            conn.publish(topic, encode("presence", doc), qos=1, retain=True, expiry=int(self.wiring.last_seen_retention))
+        self.buried += len(silent)
+        if silent:
+            log.warning("marked %d devices offline that did not answer after a reconnect (died while the broker was down?)", len(silent))
+
+    @staticmethod
+    def _answers_probe(payload: bytes) -> bool:
+        try:
+            doc = decode("presence", payload)
+        except InvalidPayload:
+            return False
+        return doc["status"] != "offline" and not doc.get("probe")
+
+    def _device_topic(self, user: str, device: str) -> str:
+        return self.wiring.scheme.render(Topic("presence", self.wiring.org, user, device=device))
 
     # -- typing expiry ----------------------------------------------------------------------
     def _schedule_expiry(self) -> None:
@@ -148,7 +231,7 @@ class Observer(ReconnectingClient):
 
     def close(self) -> None:
         conn = self._stop_reconnecting()
-        for timer in (self._expiry_timer, self._reap_timer):
+        for timer in (self._expiry_timer, self._reap_timer, self._probe_timer):
             if timer is not None:
                 timer.cancel()
         if conn is not None:

@@ -98,6 +98,8 @@ class OrgState:
         return [ReactionReceived(room.room, topic.user, doc["emoji"], doc.get("count", 1))]
 
     def _presence(self, topic: Topic, doc: dict, *, retained: bool, wall: float) -> list[Event]:
+        if doc.get("probe"):
+            return []  # a watcher asking a device whether it lives: not a state (see observer)
         if self._resync is not None:
             self._resync.presence.add((topic.user, topic.device))
         state = device_presence(topic.device, doc, observed_at=wall, live=not retained)

@@ -44,10 +44,12 @@ class Wiring:
 
 
 class Backoff:
-    """0.25 s, 0.5 s, 1 s ... capped at 30 s, each with +-20 % jitter so a restarted
-    broker is not hit by every client in the same millisecond."""
+    """0.25 s, 0.5 s, 1 s ... capped at 3 s, each with +-20 % jitter so a restarted
+    broker is not hit by every client in the same millisecond. The low cap keeps a
+    promise: every live device re-announces within 5 s of the broker coming back,
+    however long it was away (observers rely on it to find ghosts, see observer.py)."""
 
-    def __init__(self, *, first: float = 0.25, cap: float = 30.0) -> None:
+    def __init__(self, *, first: float = 0.25, cap: float = 3.0) -> None:
         self._first = first
         self._cap = cap
         self._next = first
