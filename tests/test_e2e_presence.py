@@ -11,6 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from chaos.proxy import ChaosProxy
 from components.bridge import WS_PATH
 from components.identity import user_id_for
 from components.tokens import TokenSigner
@@ -18,7 +19,6 @@ from components.tokens import TokenSigner
 from e2e_pages import member, open_tab, seconds_until, shown_status
 from helpers import wait_for
 from streamlit_server import TOKEN_KEY, StreamlitServer
-from tcp_proxy import FreezableProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -72,15 +72,15 @@ def test_closing_a_tab_shows_offline_within_grace_plus_1s(server, browser_contex
 def test_silently_blackholed_tab_shows_offline_within_15s_plus_grace(server, browser_context, people) -> None:
     ana, ben = people("ana"), people("ben")
     ana_page = open_tab(browser_context(), server, ana)
-    proxy = FreezableProxy(server.port)
+    proxy = ChaosProxy(server.port).start()
     try:
-        open_tab(browser_context(), server, ben, base_url=f"http://127.0.0.1:{proxy.port}")
+        open_tab(browser_context(), server, ben, base_url=f"http://127.0.0.1:{proxy.add_route('tab')}")
         member(ana_page, ben, "online").wait_for(timeout=5000)
-        proxy.freeze()  # the tab's packets vanish; its sockets stay open
+        proxy.freeze("tab")  # the tab's packets vanish; its sockets stay open
         took = seconds_until(lambda: shown_status(ana_page, ben) == "offline", timeout=15 + GRACE + 5)
         assert took is not None and took <= 15 + GRACE, f"offline after {took} s"
     finally:
-        proxy.close()
+        proxy.stop()
 
 
 def test_idle_user_shows_away_and_comes_back_on_input(servers, browser_context, people) -> None:

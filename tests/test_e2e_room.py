@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from chaos.proxy import ChaosProxy
 from components.identity import user_id_for
 
 from e2e_pages import member, open_tab, seconds_until
 from helpers import RawSubscriber, wait_for
-from tcp_proxy import FreezableProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -92,18 +92,18 @@ def test_typing_shows_within_1s_and_clears_when_the_typist_stops(server, browser
 def test_typing_clears_within_its_ttl_when_the_stop_is_lost_or_the_tab_killed(server, browser_context, people) -> None:
     ana, ben, cy = people("ana"), people("ben"), people("cy")
     ben_page = open_tab(browser_context(), server, ben)
-    proxy = FreezableProxy(server.port)
+    proxy = ChaosProxy(server.port).start()
     try:
-        ana_page = open_tab(browser_context(), server, ana, base_url=f"http://127.0.0.1:{proxy.port}")
+        ana_page = open_tab(browser_context(), server, ana, base_url=f"http://127.0.0.1:{proxy.add_route('tab')}")
         ana_page.locator("textarea.pk-input").click()
         ana_page.keyboard.type("typing on")
         assert wait_for(lambda: ana in typists(ben_page), timeout=3)
-        proxy.freeze()  # the stop (and everything else) from ana's tab is lost
+        proxy.freeze("tab")  # the stop (and everything else) from ana's tab is lost
         ana_page.locator("h1").click()
         took = seconds_until(lambda: ana not in typists(ben_page), timeout=TYPING_TTL + 5)
         assert took is not None and took <= TYPING_TTL + 0.5, f"cleared after {took} s"
     finally:
-        proxy.close()
+        proxy.stop()
     cy_context = browser_context()
     cy_page = open_tab(cy_context, server, cy)
     cy_page.locator("textarea.pk-input").click()

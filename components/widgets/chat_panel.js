@@ -4,27 +4,19 @@
 // never for one's own messages, and never in private mode.
 const SEEN_COLLAPSE_ABOVE = 3;
 
-export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
-  const kit = presenceKit();
-  kit.onTokenExpired = () => setTriggerValue("token_expired", Date.now());
-  kit.configure(data.connection);
-
-  let state = parentElement.__chatPanel;
-  if (!state) {
-    state = parentElement.__chatPanel = build(parentElement, kit, data.options);
-  }
-  state.options = data.options;
-  render(state, kit);
-  return () => {
-    state.unsubscribe();
-    state.typing.stop();
-    state.visibility.disconnect();
-    document.removeEventListener("visibilitychange", state.onVisible);
-    state.root.remove();
-    delete parentElement.__chatPanel;
+export default (component) => mountWidget(component, "chatPanel", (kit, parentElement, options) => {
+  const state = build(parentElement, kit, options);
+  return {
+    update(options) { state.options = options; render(state, kit); },
+    destroy() {
+      state.unsubscribe();
+      state.typing.stop();
+      state.visibility.disconnect();
+      document.removeEventListener("visibilitychange", state.onVisible);
+      state.root.remove();
+    },
   };
-}
+});
 
 function build(parentElement, kit, options) {
   const root = el("div", "pk-chat");

@@ -207,6 +207,24 @@ function presenceKit() {
   return kit;
 }
 
+// Every widget's default export: join the shared connection, build the widget once per
+// mount (its state lives on parentElement, since reruns call the export again with new
+// data), hand it the latest options, and tear it down on unmount. `setup(kit, parent,
+// options)` returns {update(options), destroy()}.
+function mountWidget(component, name, setup) {
+  const { data, parentElement, setTriggerValue } = component;
+  const kit = presenceKit();
+  kit.onTokenExpired = () => setTriggerValue("token_expired", Date.now());
+  kit.configure(data.connection);
+  const slot = `__presenceKit_${name}`;
+  const widget = parentElement[slot] || (parentElement[slot] = setup(kit, parentElement, data.options));
+  widget.update(data.options);
+  return () => {
+    widget.destroy();
+    delete parentElement[slot];
+  };
+}
+
 // Small helpers for widgets: text only, never markup.
 function el(tag, className, text) {
   const node = document.createElement(tag);

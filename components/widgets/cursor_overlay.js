@@ -6,17 +6,13 @@
 // a cursor goes when its user leaves or after hide_after seconds without moving.
 const SMOOTHING_MS = 60;
 
-export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
-  const kit = presenceKit();
-  kit.onTokenExpired = () => setTriggerValue("token_expired", Date.now());
-  kit.configure(data.connection);
-
-  let state = parentElement.__cursorOverlay;
-  if (!state) state = parentElement.__cursorOverlay = build(kit, data.options);
-  state.options = data.options;
-  return () => teardown(state, parentElement);
-}
+export default (component) => mountWidget(component, "cursorOverlay", (kit, parentElement, options) => {
+  const state = build(kit, options);
+  return {
+    update(options) { state.options = options; },
+    destroy() { teardown(state); },
+  };
+});
 
 function regionElement(options) {
   return (options.region && document.querySelector(`.st-key-${CSS.escape(options.region)}`)) ||
@@ -131,12 +127,11 @@ function animate(state, now) {
   }
 }
 
-function teardown(state, parentElement) {
+function teardown(state) {
   state.unsubscribe();
   cancelAnimationFrame(state.frame);
   clearTimeout(state.timer);
   window.removeEventListener("pointermove", state.onMove);
   document.removeEventListener("visibilitychange", state.onHidden);
   state.layer.remove();
-  delete parentElement.__cursorOverlay;
 }

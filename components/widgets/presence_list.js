@@ -3,29 +3,17 @@
 // and goes back to a list only below counter_above - counter_hysteresis.
 const ORDER = { online: 0, away: 1, offline: 2 };
 
-export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
-  const kit = presenceKit();
-  kit.onTokenExpired = () => setTriggerValue("token_expired", Date.now());
-  kit.configure(data.connection);
-
-  let state = parentElement.__presenceList;
-  if (!state) {
-    const root = el("div", "pk-presence");
-    parentElement.appendChild(root);
-    state = parentElement.__presenceList = { root, counter: false, options: data.options };
-    state.unsubscribe = kit.subscribe(() => render(state, kit));
-    state.clock = setInterval(() => render(state, kit), 30000);
-  }
-  state.options = data.options;
-  render(state, kit);
-  return () => {
-    state.unsubscribe();
-    clearInterval(state.clock);
-    state.root.remove();
-    delete parentElement.__presenceList;
+export default (component) => mountWidget(component, "presenceList", (kit, parentElement, options) => {
+  const root = el("div", "pk-presence");
+  parentElement.appendChild(root);
+  const state = { root, counter: false, options };
+  const unsubscribe = kit.subscribe(() => render(state, kit));
+  const clock = setInterval(() => render(state, kit), 30000); // "away · 5 min" ages
+  return {
+    update(options) { state.options = options; render(state, kit); },
+    destroy() { unsubscribe(); clearInterval(clock); root.remove(); },
   };
-}
+});
 
 function members(kit, options) {
   const all = [...kit.users.values()];

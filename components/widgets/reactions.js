@@ -1,43 +1,33 @@
 // Reaction bursts: a row of emoji buttons. Clicks animate at once here and are
 // coalesced per emoji over burst_window_ms into one message with a count; every other
 // tab animates the burst with its count. The server caps what a flooding tab can send.
-export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
-  const kit = presenceKit();
-  kit.onTokenExpired = () => setTriggerValue("token_expired", Date.now());
-  kit.configure(data.connection);
-
-  let state = parentElement.__reactions;
-  if (!state) {
-    const root = el("div", "pk-reactions");
-    const row = el("div", "pk-reaction-row");
-    const stage = el("div", "pk-bursts");
-    root.append(row, stage);
-    parentElement.appendChild(root);
-    state = parentElement.__reactions = { root, row, stage, pending: new Map(), timer: null, options: null };
-    state.unsubscribe = kit.subscribe((message) => {
-      if (message.t === "reaction" && message.room === state.options.room && (!kit.you || message.user !== kit.you.user)) {
-        burst(state, message.emoji, message.count, kit.nameOf(message.user));
-      }
-    });
-  }
-  if (JSON.stringify(state.options) !== JSON.stringify(data.options)) {
-    state.options = data.options;
-    state.row.replaceChildren(...data.options.emojis.map((emoji) => {
-      const button = el("button", "pk-react", emoji);
-      button.type = "button";
-      button.dataset.emoji = emoji;
-      button.addEventListener("click", () => click(state, kit, emoji));
-      return button;
-    }));
-  }
-  return () => {
-    state.unsubscribe();
-    flush(state, kit);
-    state.root.remove();
-    delete parentElement.__reactions;
+export default (component) => mountWidget(component, "reactions", (kit, parentElement) => {
+  const root = el("div", "pk-reactions");
+  const row = el("div", "pk-reaction-row");
+  const stage = el("div", "pk-bursts");
+  root.append(row, stage);
+  parentElement.appendChild(root);
+  const state = { root, row, stage, pending: new Map(), timer: null, options: null };
+  const unsubscribe = kit.subscribe((message) => {
+    if (message.t === "reaction" && message.room === state.options.room && (!kit.you || message.user !== kit.you.user)) {
+      burst(state, message.emoji, message.count, kit.nameOf(message.user));
+    }
+  });
+  return {
+    update(options) {
+      if (JSON.stringify(state.options) === JSON.stringify(options)) return;
+      state.options = options;
+      row.replaceChildren(...options.emojis.map((emoji) => {
+        const button = el("button", "pk-react", emoji);
+        button.type = "button";
+        button.dataset.emoji = emoji;
+        button.addEventListener("click", () => click(state, kit, emoji));
+        return button;
+      }));
+    },
+    destroy() { unsubscribe(); flush(state, kit); root.remove(); },
   };
-}
+});
 
 function click(state, kit, emoji) {
   burst(state, emoji, 1, null);

@@ -1,27 +1,16 @@
 // Read receipts of one room without a chat panel: who has seen the room's latest
 // message ("Seen by Ana, Ben", or a count when many). Receipts themselves are sent by
 // the chat panel when messages are on screen; private mode is enforced by the server.
-export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
-  const kit = presenceKit();
-  kit.onTokenExpired = () => setTriggerValue("token_expired", Date.now());
-  kit.configure(data.connection);
-
-  let state = parentElement.__readReceipts;
-  if (!state) {
-    const root = el("div", "pk-receipts");
-    parentElement.appendChild(root);
-    state = parentElement.__readReceipts = { root, options: data.options };
-    state.unsubscribe = kit.subscribe(() => render(state, kit));
-  }
-  state.options = data.options;
-  render(state, kit);
-  return () => {
-    state.unsubscribe();
-    state.root.remove();
-    delete parentElement.__readReceipts;
+export default (component) => mountWidget(component, "readReceipts", (kit, parentElement, options) => {
+  const root = el("div", "pk-receipts");
+  parentElement.appendChild(root);
+  const state = { root, options };
+  const unsubscribe = kit.subscribe(() => render(state, kit));
+  return {
+    update(options) { state.options = options; render(state, kit); },
+    destroy() { unsubscribe(); root.remove(); },
   };
-}
+});
 
 function render(state, kit) {
   const room = kit.room(state.options.room);
