@@ -67,3 +67,20 @@ def test_a_name_that_is_not_an_id_gets_a_safe_id_and_keeps_its_text(monkeypatch)
     connection = _data(at.get("bidi_component")[0])["connection"]
     assert connection["name"] == "<b>Zoë</b> a/b"
     assert connection["user"].startswith("b-Zo-b-a-b-") and "/" not in connection["user"]
+
+
+def test_readme_lists_every_widget_option_with_its_schema_default() -> None:
+    from components.schema_files import load_schema
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    widgets = readme[readme.index("## Widgets"):readme.index("## Bots and agents")]
+    for kind, definition in load_schema("app")["$defs"].items():
+        if "const" not in definition.get("properties", {}).get("type", {}):
+            continue
+        assert f"**`{kind}`**" in widgets, kind
+        section = widgets[widgets.index(f"**`{kind}`**"):]
+        for option, spec in definition["properties"].items():
+            if option != "type":
+                assert f"| `{option}` |" in section, f"{kind}.{option} missing from the README"
+                if isinstance(spec.get("default"), int | float) and not isinstance(spec["default"], bool):
+                    assert f"| `{option}` | `{spec['default']}` |" in section, f"{kind}.{option} default"

@@ -24,8 +24,8 @@ function render(state, kit) {
   state.root.textContent = !latest
     ? ""
     : names.length === 0
-      ? "Not seen yet"
+      ? "Latest message: not seen yet"
       : names.length > state.options.collapse_above
-        ? `Seen by ${names.length} people`
-        : `Seen by ${names.join(", ")}`;
+        ? `Latest message seen by ${names.length} people`
+        : `Latest message seen by ${names.join(", ")}`;
 }
