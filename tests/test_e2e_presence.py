@@ -13,6 +13,7 @@ from websockets.sync.client import connect
 
 from chaos.proxy import ChaosProxy
 from components.bridge import WS_PATH
+from components.embedded_broker import MosquittoBroker, free_port
 from components.identity import user_id_for
 from components.tokens import TokenSigner
 
@@ -189,3 +190,26 @@ def test_forged_expired_and_foreign_tokens_are_refused(server, people, e2e_watch
         assert ws_close_code(server, token)[0] == 4401, token
     time.sleep(0.5)
     assert e2e_watcher.current("mallory") is None
+
+
+def test_an_unreachable_broker_is_said_on_the_page_and_retried(tmp_path, browser_context, people) -> None:
+    port = free_port()  # nothing listens here yet
+    app_file = tmp_path / "app.yaml"
+    app_file.write_text(APP_FILE.format(keepalive=KEEPALIVE, grace=GRACE, away_after=300))
+    server = StreamlitServer(app_file=app_file, broker_url=f"mqtt://127.0.0.1:{port}", log_dir=tmp_path, wait_for_broker=False)
+    broker = None
+    try:
+        assert wait_for(lambda: "refused" in server.health()["broker"]["last_error"], timeout=5)
+        assert server.health()["broker"]["connected"] is False
+        page = browser_context().new_page()
+        page.goto(f"{server.url}/?user={people('ana')}")
+        page.get_by_text("unreachable, retrying").wait_for(timeout=20_000)
+        page.locator(".pk-banner").filter(has_text="Reconnecting to the broker").wait_for(timeout=5000)
+        broker = MosquittoBroker(port=port).start()
+        page.locator(".pk-banner").wait_for(state="detached", timeout=10_000)
+        member(page, user_id_for(people("ana")), "online").wait_for(timeout=10_000)
+        assert server.health()["broker"]["synced"] is True
+    finally:
+        server.stop()
+        if broker is not None:
+            broker.cleanup()
