@@ -2,6 +2,8 @@
 // one device per tab. The first widget that mounts creates it on `window`; the others
 // reuse it. Liveness is the socket itself (the server pings at the protocol level), so
 // there is no heartbeat timer here; the only timer is the away detector.
+const MAX_MESSAGES = 1000; // per room, in the tab: a long-open tab does not grow forever
+
 function presenceKit() {
   if (window.__presenceKit) return window.__presenceKit;
   const kit = {
@@ -95,6 +97,7 @@ function presenceKit() {
         if (!messages.some((m) => m.id === message.message.id)) {
           messages.push(message.message);
           messages.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+          if (messages.length > MAX_MESSAGES) messages.splice(0, messages.length - MAX_MESSAGES);
         }
         break;
       }
