@@ -114,7 +114,8 @@ class Observer(ReconnectingClient):
             self._probe_timer.cancel()
         with self._lock:  # live devices as of now: each must show a new epoch or answer a probe
             for user, state in self.state.presence.devices():
-                if state.device is not None and state.live:
+                # only the kit's own devices (epoch > 0) know to answer a probe
+                if state.device is not None and state.live and state.epoch > 0:
                     self._suspects[(user, state.device)] = state.epoch
 
     def _on_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
