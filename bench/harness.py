@@ -44,10 +44,10 @@ def kit_env() -> dict[str, str]:
     return env
 
 
-def python_child(*args: str, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[str]:
+def python_child(*args: str, stdout: int | None = subprocess.PIPE, stdin: int | None = None) -> subprocess.Popen[str]:
     """A Python child process running with the repository importable."""
     return subprocess.Popen(
-        [sys.executable, *args], env=kit_env(), stdout=stdout, stderr=subprocess.PIPE, text=True
+        [sys.executable, *args], env=kit_env(), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -60,7 +60,7 @@ def end_process(proc: subprocess.Popen[str]) -> None:
         except ProcessLookupError:
             pass
     proc.wait(10)
-    for stream in (proc.stdout, proc.stderr):
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream:
             stream.close()
 
