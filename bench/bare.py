@@ -94,6 +94,9 @@ class SysReader:
     def __init__(self, settings: BrokerSettings) -> None:
         self.values: dict[str, str] = {}
         self.updated: dict[str, float] = {}
+        self.received = 0
+        """$SYS messages delivered to this reader: they count in the broker's own
+        `messages/sent`, so a delta of that counter must leave them out."""
         self._lock = threading.Lock()
         self._client = client("bench-sys", protocol="3.1.1")
         self._client.on_connect = lambda c, *_: c.subscribe("$SYS/broker/#", qos=0)
@@ -103,6 +106,7 @@ class SysReader:
 
     def _on_message(self, c, userdata, message) -> None:  # noqa: ANN001
         with self._lock:
+            self.received += 1
             self.values[message.topic] = message.payload.decode(errors="replace")
             self.updated[message.topic] = time.monotonic()
 
