@@ -4,7 +4,7 @@ Threads, resident memory per device, broker connections and subscriptions.
 The devices live in a child process (`python -m bench.scale --port P --devices N`) so
 its thread count and memory are the session's alone; it prints its figures as JSON once
 every device is online, then holds them until told to close, while the parent reads the
-broker's own `$SYS` counters (connections and subscriptions, as deltas against before)."""
+broker's own `$SYS` counters (connections and subscriptions, as the difference between up and after the child closed)."""
 
 from __future__ import annotations
 
