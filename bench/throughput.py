@@ -25,8 +25,10 @@ WARMUP = 0.5
 def kit_window(settings: BrokerSettings, seconds: float) -> float:
     session = PresenceSession(settings, org=ORG, rooms=["lobby"]).start()
     try:
-        if not session.wait_synced(30):
-            raise TimeoutError("the kit's observer did not sync within 30 s")
+        # connected, not synced: the end-of-snapshot echo is QoS 0 and a broker busy
+        # with the flood may drop it (seen here); the live stream is what is measured
+        if session.observer is None or not session.observer.wait_connected(30):
+            raise TimeoutError("the kit's observer did not connect within 30 s")
         time.sleep(WARMUP)
 
         def applied() -> int:
