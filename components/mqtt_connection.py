@@ -76,7 +76,8 @@ class PublishHandle:
 
     def wait(self, timeout: float) -> bool:
         try:
-            return bool(self._info.wait_for_publish(timeout))
+            self._info.wait_for_publish(timeout)  # returns None: ask whether it got there
+            return self._info.is_published()
         except (RuntimeError, ValueError):  # connection lost or publish refused
             return False
 

@@ -224,12 +224,18 @@ class NetworkLoop:
             return True  # let loop_read meet the error and report the loss
 
     def _drain_wake(self) -> None:
-        self._woken = False
+        # Drain first, then clear the flag. Clearing first lost wake-ups: a `_wake()`
+        # in between set the flag and sent a byte that this drain swallowed, so the
+        # flag stayed set with the pipe empty and every later call_soon from another
+        # thread waited for the next keepalive tick (MISC_INTERVAL). A `_wake()` that
+        # now finds the flag still set skips its byte, but its callback is already
+        # queued and `_run_ready` runs after this drain in the same pass.
         try:
             while self._wake_r.recv(4096):
                 pass
         except (BlockingIOError, OSError):
             pass
+        self._woken = False
 
     def _run_ready(self) -> None:
         for _ in range(len(self._ready)):

@@ -38,7 +38,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from .events import Event, SnapshotComplete
+from .events import Event, SnapshotComplete, TypingChanged
 from .mqtt_connection import Connection, Subscription
 from .network_loop import Timer
 from .org_state import OrgState
@@ -128,7 +128,8 @@ class Observer(ReconnectingClient):
             events = self.state.receive(topic, payload, retained=retained, wall=self.wiring.wall(), mono=self.wiring.monotonic())
             if events:
                 self._emit(events)
-        self._schedule_expiry()
+        if any(isinstance(event, TypingChanged) for event in events):
+            self._schedule_expiry()  # only typing brings a new expiry
 
     def _snapshot_complete(self, conn: Connection) -> None:
         if self.synced.is_set():

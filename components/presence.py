@@ -85,6 +85,11 @@ def aggregate(user: str, devices: dict[str | None, DevicePresence]) -> UserPrese
     """Best status over devices; `since` is when that status began for the user:
     online since the earliest online device, away since the latest idle device went
     away, offline since the last device was last seen."""
+    if len(devices) == 1:  # most users: the same result without the scans below
+        (only,) = devices.values()
+        return UserPresence(user=user, status=only.status, since=only.since, devices=int(only.live),
+                            name=only.name if only.name or only.avatar else None,
+                            avatar=only.avatar if only.name or only.avatar else None, rooms=only.rooms)
     best = max(devices.values(), key=lambda d: RANK[d.status]).status
     holding = [d.since for d in devices.values() if d.status == best and d.since is not None]
     since = (min(holding) if best == "online" else max(holding)) if holding else None

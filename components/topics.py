@@ -14,6 +14,7 @@ An optional root prefix (levels of ids, e.g. `tenant-a/`) stands before each.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +35,8 @@ PAYLOAD_OF: dict[TopicKind, PayloadKind] = {
 ROOM_KINDS: tuple[TopicKind, ...] = ("typing", "cursor", "receipts", "chat", "reactions")
 _WITH_DEVICE: frozenset[TopicKind] = frozenset({"typing", "cursor"})
 RETAINED_KINDS: frozenset[TopicKind] = frozenset({"presence", "receipts"})
+PARSE_CACHE = 16_384
+"""Topic names whose parse a scheme remembers (a few MB at most)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +85,18 @@ class TopicScheme:
                 raise InvalidId(f"invalid topic prefix {prefix!r}: each level must be an id")
         self.prefix = "".join(f"{level}/" for level in levels)
         self._depth = len(levels)
+        self._parse_cached = functools.lru_cache(maxsize=PARSE_CACHE)(self._parse)
 
     def render(self, topic: Topic) -> str:
         return self.prefix + "/".join(topic.levels())
 
     def parse(self, name: str) -> Topic | None:
         """The Topic for a received topic name, or None if it is not one of ours.
+        Topics are immutable, so a live stream's repeated names are parsed once."""
+        return self._parse_cached(name)
+
+    def _parse(self, name: str) -> Topic | None:
+        """The uncached parse.
 
         Foreign or malformed names (wrong depth, ids outside the id rule) give None,
         so a client that publishes to `presence/acme/a b` cannot inject a bad id.
