@@ -25,7 +25,6 @@ from .events import (
     ReceiptMoved,
     RoomSnapshot,
     Snapshot,
-    SnapshotComplete,
     TypingChanged,
 )
 from .ids import check_id
@@ -77,7 +76,6 @@ __all__ = [
     "RoomSnapshot",
     "SessionStats",
     "Snapshot",
-    "SnapshotComplete",
     "Status",
     "TlsConfig",
     "Topic",

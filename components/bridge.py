@@ -34,7 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .device import Device
 from .errors import InvalidId, InvalidPayload
-from .events import CursorMoved, Event
+from .events import CursorMoved, Event, Snapshot
 from .ids import check_id
 from .payloads import decode
 from .rate_limit import TokenBucket
@@ -237,6 +237,9 @@ class TabHub:
             self._loop.call_soon_threadsafe(self._fan_out, event)
 
     def _fan_out(self, event: Event) -> None:
+        if isinstance(event, Snapshot):  # the observer resynced: every tab replaces its state
+            self._broadcast(dumps(snapshot_message(event, broker=self._broker())))
+            return
         if isinstance(event, CursorMoved):
             self._cursor_moves.setdefault(event.room, {})[(event.user, event.device)] = cursor_move(event)
             return

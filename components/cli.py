@@ -29,7 +29,7 @@ from typing import TextIO
 
 from .broker import BrokerSettings
 from .errors import PresenceKitError
-from .events import Event, PresenceChanged, Snapshot, SnapshotComplete
+from .events import Event, PresenceChanged, Snapshot
 from .ids import check_id
 from .presence import UserPresence
 from .reconnecting import ReconnectingClient
@@ -120,9 +120,6 @@ class _WatchPrinter:
         if isinstance(event, Snapshot):
             self._pending = dict(event.users)
             if event.complete:
-                self._go_live()
-        elif isinstance(event, SnapshotComplete):
-            if not self._live:
                 self._go_live()
         elif isinstance(event, PresenceChanged):
             if not self._live:

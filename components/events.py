@@ -1,8 +1,11 @@
 """What listeners of a session receive: immutable facts about the org and its rooms.
 
-A listener gets one Snapshot first (the complete state when it subscribed), then these
-deltas in order. Deltas carry full values (the user's whole aggregate, the full list
-of typists), so applying one twice does no harm.
+A listener gets one Snapshot first (the state when it subscribed), then these deltas in
+order. Each time the observer has (re)synced with the broker's retained state it gets a
+new Snapshot with `complete=True` that replaces everything it held: retained messages of
+a resync are not sent one by one (10,000 users are one Snapshot, not 10,000 deltas).
+Deltas carry full values (the user's whole aggregate, the full list of typists), so
+applying one twice does no harm.
 """
 
 from __future__ import annotations
@@ -45,11 +48,6 @@ class Snapshot:
     rooms: dict[str, RoomSnapshot]
     complete: bool
     """False while the broker's retained snapshot has not fully arrived yet."""
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotComplete:
-    """The retained snapshot has fully arrived (end-of-snapshot marker seen)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +95,6 @@ class ReactionReceived:
 
 Event = (
     Snapshot
-    | SnapshotComplete
     | PresenceChanged
     | TypingChanged
     | CursorMoved

@@ -38,7 +38,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from .events import Event, SnapshotComplete, TypingChanged
+from .events import Event, TypingChanged
 from .mqtt_connection import Connection, Subscription
 from .network_loop import Timer
 from .org_state import OrgState
@@ -78,6 +78,7 @@ class Observer(ReconnectingClient):
         self._probe_timer: Timer | None = None
         self.probed = 0
         self.buried = 0
+        self._pending: list[Event] = []
 
     def _live_subscriptions(self) -> list[Subscription]:
         scheme, org = self.wiring.scheme, self.wiring.org
@@ -126,17 +127,27 @@ class Observer(ReconnectingClient):
             del self._probed[topic]  # the device answered: it lives
         with self._lock:
             events = self.state.receive(topic, payload, retained=retained, wall=self.wiring.wall(), mono=self.wiring.monotonic())
-            if events:
-                self._emit(events)
+        if not events or (retained and self.state.resyncing):
+            return  # a resync's retained state reaches listeners as one Snapshot at its end
+        if not self._pending:
+            self.wiring.network.call_soon(self._flush)
+        self._pending += events
         if any(isinstance(event, TypingChanged) for event in events):
             self._schedule_expiry()  # only typing brings a new expiry
+
+    def _flush(self) -> None:
+        """Hand the events of one network-loop pass to the listeners in one batch."""
+        with self._lock:
+            events, self._pending = self._pending, []
+            self._emit(events)
 
     def _snapshot_complete(self, conn: Connection) -> None:
         if self.synced.is_set():
             return  # the echo is QoS 0, but be safe against a duplicate
         with self._lock:
-            events = self.state.end_resync()
-            self._emit([*events, SnapshotComplete()])
+            self.state.end_resync()
+            self._emit([*self._pending, self.state.snapshot(complete=True)])
+            self._pending = []
         conn.unsubscribe(self._snapshot_filters())
         self.snapshots += 1
         self.synced.set()

@@ -25,6 +25,7 @@ from .events import (
     ReactionReceived,
     ReceiptMoved,
     RoomSnapshot,
+    Snapshot,
     TypingChanged,
 )
 from .payloads import decode
@@ -178,6 +179,9 @@ class OrgState:
 
     def room_snapshots(self) -> dict[str, RoomSnapshot]:
         return {name: room.snapshot() for name, room in self.rooms.items()}
+
+    def snapshot(self, *, complete: bool) -> Snapshot:
+        return Snapshot(users=self.users(), rooms=self.room_snapshots(), complete=complete)
 
     def offline_device_topics(self, *, older_than: float) -> list[Topic]:
         """Device topics offline since before `older_than` (wall time): retained state

@@ -149,11 +149,7 @@ class PresenceSession:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            return Snapshot(
-                users=self.state.users(),
-                rooms=self.state.room_snapshots(),
-                complete=self.synced,
-            )
+            return self.state.snapshot(complete=self.synced)
 
     @property
     def synced(self) -> bool:
