@@ -159,8 +159,12 @@ class Connection:
     def socket(self):  # noqa: ANN201 - a socket or SSLSocket
         return self._client.socket()
 
-    def loop_read(self) -> None:
+    def loop_read(self) -> bool:
+        """Read (at most) one packet; False when nothing could be read (the socket, and
+        TLS's buffer, are drained). paho stamps every successful read, which tells."""
+        before = self._client._last_bytes_received
         self._client.loop_read()
+        return self._client._last_bytes_received != before
 
     def loop_write(self) -> None:
         self._client.loop_write()
@@ -170,11 +174,6 @@ class Connection:
 
     def want_write(self) -> bool:
         return self._client.want_write()
-
-    def buffered(self) -> int:
-        """Bytes TLS has already decrypted but paho has not read (select won't see them)."""
-        sock = self._client.socket()
-        return sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
 
     # -- operations (thread-safe in paho; subscribe on the loop thread) --------------
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool, expiry: int | None = None) -> PublishHandle:

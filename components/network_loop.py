@@ -204,24 +204,12 @@ class NetworkLoop:
 
     def _service(self, conn: Connection, sock: socket.socket, mask: int) -> None:
         if mask & selectors.EVENT_READ:
-            # paho reads one packet per loop_read; keep reading while bytes are waiting
+            # paho reads one packet per loop_read; keep reading while it makes progress
             for _ in range(MAX_READS_PER_WAKE):
-                conn.loop_read()
-                if self._connections.get(sock) is not conn or not self._has_input(sock, conn):
+                if not conn.loop_read() or self._connections.get(sock) is not conn:
                     break
         if mask & selectors.EVENT_WRITE and self._connections.get(sock) is conn:
             conn.loop_write()
-
-    @staticmethod
-    def _has_input(sock: socket.socket, conn: Connection) -> bool:
-        if conn.buffered():
-            return True
-        try:
-            return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
-            return True  # let loop_read meet the error and report the loss
 
     def _drain_wake(self) -> None:
         # Drain first, then clear the flag. Clearing first lost wake-ups: a `_wake()`

@@ -135,8 +135,7 @@ class OrgState:
         scope = None if known is None or known.devices == 0 else device
         events: list[Event] = []
         for room in self.rooms.values():
-            gone = room.cursor_keys(user, scope)
-            typists_changed, _ = room.forget_device(user, scope)
+            typists_changed, gone = room.forget_device(user, scope)
             if typists_changed:
                 events.append(TypingChanged(room.room, room.typists()))
             events += [CursorMoved(room.room, u, d, None) for u, d in gone]
@@ -164,9 +163,11 @@ class OrgState:
         if seen is None:
             return []
         events: list[Event] = []
-        for user, state in self.presence.devices():
-            if (user, state.device) not in seen.presence:
-                events += self._cleared(Topic("presence", self.org, user, device=state.device))
+        held = self.presence.devices()
+        if len(held) > len(seen.presence):  # else every held device was seen again
+            for user, state in held:
+                if (user, state.device) not in seen.presence:
+                    events += self._cleared(Topic("presence", self.org, user, device=state.device))
         for room in self.rooms.values():
             for user in list(room.snapshot().receipts):
                 if (room.room, user) not in seen.receipts:

@@ -61,20 +61,18 @@ class RoomState:
         return cursor
 
     # a device that left -----------------------------------------------------------
-    def forget_device(self, user: str, device: str | None) -> tuple[bool, bool]:
+    def forget_device(self, user: str, device: str | None) -> tuple[bool, list[tuple[str, str]]]:
         """Drop a departed device's typing and cursor (device None: all of the user's).
-        Returns (typists changed, cursor removed)."""
+        Returns (typists changed, the (user, device) keys of the cursors removed)."""
+        if not self._typing and not self._cursors:
+            return False, []  # the common case: nothing to look through
         before = self.typists()
-        keys = [k for k in self._typing if k[0] == user and device in (None, k[1])]
-        for key in keys:
+        for key in [k for k in self._typing if k[0] == user and device in (None, k[1])]:
             del self._typing[key]
-        cursor_keys = [k for k in self._cursors if k[0] == user and device in (None, k[1])]
-        for key in cursor_keys:
+        gone = [k for k in self._cursors if k[0] == user and device in (None, k[1])]
+        for key in gone:
             del self._cursors[key]
-        return self.typists() != before, bool(cursor_keys)
-
-    def cursor_keys(self, user: str, device: str | None) -> list[tuple[str, str]]:
-        return [k for k in self._cursors if k[0] == user and device in (None, k[1])]
+        return self.typists() != before, gone
 
     # receipts -------------------------------------------------------------------
     def set_receipt(self, user: str, up_to: str) -> bool:
