@@ -15,6 +15,7 @@ An optional root prefix (levels of ids, e.g. `tenant-a/`) stands before each.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,6 +36,14 @@ PAYLOAD_OF: dict[TopicKind, PayloadKind] = {
 ROOM_KINDS: tuple[TopicKind, ...] = ("typing", "cursor", "receipts", "chat", "reactions")
 _WITH_DEVICE: frozenset[TopicKind] = frozenset({"typing", "cursor"})
 RETAINED_KINDS: frozenset[TopicKind] = frozenset({"presence", "receipts"})
+
+_ID = ID_PATTERN.pattern.strip("^$")
+_LEVELS: dict[str, re.Pattern[str]] = {
+    "presence": re.compile(rf"({_ID})/({_ID})(?:/({_ID}))?"),  # org/user[/device]
+    **dict.fromkeys(_WITH_DEVICE, re.compile(rf"({_ID})/({_ID})/({_ID})/({_ID})")),  # org/room/user/device
+    **dict.fromkeys(set(ROOM_KINDS) - _WITH_DEVICE, re.compile(rf"({_ID})/({_ID})/({_ID})")),  # org/room/user
+}
+"""What follows the kind level in each kind of topic, every level an id."""
 PARSE_CACHE = 16_384
 """Topic names whose parse a scheme remembers (a few MB at most)."""
 
@@ -64,6 +73,15 @@ class Topic:
             raise ValueError(f"{self.kind} topics need a device")
         if self.kind not in _WITH_DEVICE and self.kind != "presence" and self.device is not None:
             raise ValueError(f"{self.kind} topics have no device level")
+
+    @classmethod
+    def _checked(cls, kind: TopicKind, org: str, user: str, room: str | None, device: str | None) -> Topic:
+        """A topic whose levels the scheme's parse patterns have already checked: built
+        without checking them again (parse is on every received message's path)."""
+        topic = object.__new__(cls)
+        for field_name, value in (("kind", kind), ("org", org), ("user", user), ("room", room), ("device", device)):
+            object.__setattr__(topic, field_name, value)
+        return topic
 
     @property
     def payload_kind(self) -> PayloadKind:
@@ -103,21 +121,19 @@ class TopicScheme:
         """
         if not name.startswith(self.prefix):
             return None
-        levels = name[len(self.prefix):].split("/")
-        kind = levels[0]
-        n = len(levels)
-        if kind == "presence" and n in (3, 4):
-            args = {"org": levels[1], "user": levels[2], "device": levels[3] if n == 4 else None}
-        elif kind in _WITH_DEVICE and n == 5:
-            args = {"org": levels[1], "room": levels[2], "user": levels[3], "device": levels[4]}
-        elif kind in PAYLOAD_OF and kind != "presence" and kind not in _WITH_DEVICE and n == 4:
-            args = {"org": levels[1], "room": levels[2], "user": levels[3]}
-        else:
+        kind, _, rest = name[len(self.prefix):].partition("/")
+        shape = _LEVELS.get(kind)
+        match = shape.fullmatch(rest) if shape is not None else None
+        if match is None:
             return None
-        try:
-            return Topic(kind, **args)  # type: ignore[arg-type]
-        except (InvalidId, ValueError):
-            return None
+        if kind == "presence":
+            org, user, device = match.groups()
+            return Topic._checked(kind, org, user, None, device)
+        if kind in _WITH_DEVICE:
+            org, room, user, device = match.groups()
+            return Topic._checked(kind, org, user, room, device)  # type: ignore[arg-type]
+        org, room, user = match.groups()
+        return Topic._checked(kind, org, user, room, None)  # type: ignore[arg-type]
 
     def presence_filters(self, org: str) -> tuple[str, ...]:
         """Live presence of an org: per-device topics and device-less reference topics."""
