@@ -18,14 +18,13 @@ import uuid
 from components import BrokerSettings, PresenceSession
 
 from .context import Bench
-from .harness import Watcher, end_process, join_process, wait_for
+from .harness import MOSQUITTO_KEEPALIVE_SWEEP, Watcher, end_process, join_process, wait_for
 from .report import Line, Section, fmt, median, spread, verdict
 
 ORG = "det"
 KEEPALIVE = 2
 GRACE = 2.0
-SWEEP = 5.0
-"""Mosquitto 2.0.11 checks keepalives about every 5 s (DESIGN.md, broker facts)."""
+SWEEP = MOSQUITTO_KEEPALIVE_SWEEP
 WATCHERS = 2
 ANCHORS = "Ably 15 s, Yjs 30 s, Phoenix 60 s"
 ABLY = 15.0
@@ -116,7 +115,7 @@ def run(bench: Bench) -> Section:
             session.close(timeout=1.0)
     section.notes += [
         f"The MQTT 5 will carries a Will Delay of G = {fmt(GRACE)} s (the grace applied once, by the broker, for a crash), so a SIGKILL shows offline after about G: the broker fires the will at once and waits out the delay.",
-        f"A frozen process is noticed by the broker's keepalive check (1.5 x KA = {fmt(1.5 * KEEPALIVE)} s, checked by Mosquitto 2.0.11 about every {fmt(SWEEP)} s), then the will delay G: that sweep is the physical floor and the spread comes from its phase.",
+        f"A frozen process is noticed by the broker's keepalive check (1.5 x KA = {fmt(1.5 * KEEPALIVE)} s, checked by Mosquitto 2.0.11 on a 5 s sweep with a whole-second clock, so up to {fmt(SWEEP)} s late), then the will delay G: that sweep is the physical floor and the spread comes from its phase.",
         "A clean leave publishes offline (QoS 1, retained) and waits for the broker's ack before DISCONNECT; no grace is added for a device that leaves by itself (the bridge adds G for a closed browser tab, measured in row 5's notes as `2 tab close`).",
     ]
     return section

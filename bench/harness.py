@@ -130,6 +130,12 @@ def join_process(settings, *, user: str, device: str, org: str = "acme", keepali
 TOKEN_KEY = "e2e-test-token-key-0123456789abcdef"
 
 
+MOSQUITTO_KEEPALIVE_SWEEP = 6.0
+"""Mosquitto 2.0 checks keepalives on a 5 s sweep with a whole-second clock
+(src/keepalive.c), so a silent client is noticed up to ~6 s after 1.5 x keepalive: the
+"broker's keepalive sweep" in DESIGN.md's bound for a frozen client."""
+
+
 class StreamlitServer:
     """`streamlit run APP` (default: the demo) as a child process on a free loopback port."""
 

@@ -14,6 +14,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from bench.harness import MOSQUITTO_KEEPALIVE_SWEEP
 from components import InvalidId
 from components.topics import Topic, TopicScheme
 
@@ -26,9 +27,6 @@ WILL_TICK_SLACK = 0.1
 """Mosquitto 2.0 fires a delayed will on its first whole-second tick strictly after the
 delay (src/will_delay.c), so the delay G becomes (G, G + 1] s; the crash deadline
 G + 1 s is met up to that tick's few milliseconds of processing, which this allows."""
-BROKER_SWEEP = 6.0
-"""Mosquitto 2.0 checks keepalives on a 5 s sweep with a whole-second clock
-(src/keepalive.c), so a silent client is noticed up to ~6 s after 1.5 x keepalive."""
 
 
 def raw_client(settings, *, client_id: str = "", version: str = "3.1.1") -> paho.Client:
@@ -83,7 +81,7 @@ def test_frozen_device_shows_offline_within_keepalive_bound(settings, watcher: W
     try:
         assert watcher.wait_status("frozen", "online", timeout=3) is not None
         os.kill(proc.pid, signal.SIGSTOP)  # socket stays open; only the keepalive can tell
-        bound = 1.5 * keepalive + BROKER_SWEEP + GRACE + 1
+        bound = 1.5 * keepalive + MOSQUITTO_KEEPALIVE_SWEEP + GRACE + 1
         took = watcher.wait_status("frozen", "offline", timeout=bound + 2)
     finally:
         end_process(proc)
