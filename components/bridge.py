@@ -312,6 +312,7 @@ class TabHub:
             "broker": {"url": stats.broker, "connected": stats.connected, "synced": stats.synced, "last_error": stats.last_error},
             "tabs": self.tab_count,
             "devices": self.device_count,
+            "frames_sent": self.frames_sent,
             "mqtt_connections": stats.connections,
             "received": stats.received,
             "invalid": stats.invalid,
