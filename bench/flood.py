@@ -49,7 +49,7 @@ def main() -> None:
     per_batch = max(1, args.rate // 100)
     sent, start = 0, time.monotonic()
     deadline = start + args.seconds
-    while (now := time.monotonic()) < deadline:
+    while time.monotonic() < deadline:
         batch = bytearray()
         for _ in range(per_batch):
             i = sent % args.users

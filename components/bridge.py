@@ -29,7 +29,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .device import Device
@@ -119,9 +118,6 @@ class TabHub:
         slots = list(self._slots.values())
         self._slots.clear()
         await asyncio.gather(*(asyncio.to_thread(slot.device.close) for slot in slots))
-
-    def routes(self) -> list[Any]:
-        return [WebSocketRoute(WS_PATH, self.serve), Route(HEALTH_PATH, self.health)]
 
     # -- one tab -------------------------------------------------------------------------
     async def serve(self, websocket: WebSocket) -> None:

@@ -219,10 +219,6 @@ class PresenceSession:
             if self._devices.get((device.user, device.device)) is device:
                 del self._devices[(device.user, device.device)]
 
-    def devices(self) -> list[Device]:
-        with self._lock:
-            return list(self._devices.values())
-
     def _others_in_room(self, room: str, user: str) -> bool:
         with self._lock:
             return self.state.presence.any_live_user(room=room, besides=user)

@@ -21,7 +21,6 @@ from components.settings import (
     BrokerConfig,
     ChatPanelSettings,
     IdentityConfig,
-    PresenceListSettings,
     TlsConfig,
     TypingIndicatorSettings,
     WIDGET_SETTINGS,

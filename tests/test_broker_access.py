@@ -16,8 +16,6 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from components import BrokerSettings, ChatReceived, CursorMoved, PresenceSession, ReactionReceived, ReceiptMoved, TypingChanged
 from components.broker_acl import read_credentials
