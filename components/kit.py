@@ -73,7 +73,9 @@ class PresenceKit:
         return _kit_for(str(Path(path).resolve()))
 
     # -- the server side -----------------------------------------------------------------
-    def broker_settings(self) -> BrokerSettings:
+    def _connect_to(self) -> BrokerSettings:
+        """Where to connect: `MQTT_URL`, else the app file's broker, else an embedded
+        broker started here (stopped with the lifespan)."""
         broker = self.settings.broker
         url = self._environ.get(BROKER_URL_VARIABLE) or broker.url
         protocol = broker.protocol
@@ -97,7 +99,7 @@ class PresenceKit:
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
         """st.App lifespan: connect on start-up; on shutdown every tab's device leaves
         cleanly (explicit offline) before the broker connection closes."""
-        broker = self.broker_settings()
+        broker = self._connect_to()
         self.session = PresenceSession(
             broker,
             org=self.settings.org,
