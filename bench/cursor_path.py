@@ -150,6 +150,9 @@ async def level(server: StreamlitServer, n: int, seconds: float, *, tag: str) ->
     for tab in stayers:
         await tab.socket.close()
     await asyncio.gather(*receivers, return_exceptions=True)
+    # the closed tabs' devices leave after the grace: let those offline frames go out
+    # now, not inside the next level's window
+    await asyncio.sleep(GRACE + 1)
     return {
         "n": n,
         "latencies": traffic.latencies,
