@@ -114,7 +114,7 @@ def run(bench: Bench) -> Section:
         for session in sessions:
             session.close(timeout=1.0)
     section.notes += [
-        f"The MQTT 5 will carries a Will Delay of G = {fmt(GRACE)} s (the grace applied once, by the broker, for a crash), so a SIGKILL shows offline after about G: the broker fires the will at once and waits out the delay.",
+        f"The MQTT 5 will carries a Will Delay of G = {fmt(GRACE)} s (the grace applied once, by the broker, for a crash), so a SIGKILL shows offline after about G: the broker notices the closed socket at once and waits out the delay. Mosquitto 2.0 fires a delayed will on its first whole-second tick strictly after the delay (src/will_delay.c), so G = 2 s becomes (2, 3] s and the max can sit a few milliseconds over G + 1 s; a shorter Will Delay would close that gap but let a reconnect inside G flicker, which guarantee 4 forbids.",
         f"A frozen process is noticed by the broker's keepalive check (1.5 x KA = {fmt(1.5 * KEEPALIVE)} s, checked by Mosquitto 2.0.11 on a 5 s sweep with a whole-second clock, so up to {fmt(SWEEP)} s late), then the will delay G: that sweep is the physical floor and the spread comes from its phase.",
         "A clean leave publishes offline (QoS 1, retained) and waits for the broker's ack before DISCONNECT; no grace is added for a device that leaves by itself (the bridge adds G for a closed browser tab, measured in row 5's notes as `2 tab close`).",
     ]
