@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import time
 
 import pytest
@@ -9,6 +10,17 @@ import pytest
 from components.identity import user_id_for
 
 from helpers import wait_for
+
+
+def app_file(widgets: str, *, keepalive: int = 2, grace: float = 2.0) -> str:
+    """The text of an e2e app file (org e2e, room lobby, ?user= identities) with these
+    widget entries (YAML list items)."""
+    return (
+        "version: 1\n"
+        f"broker: {{keepalive: {keepalive}, leave_grace: {grace}}}\n"
+        "org: e2e\nrooms: [lobby]\nidentity: {source: query_param}\nwidgets:\n"
+        + textwrap.dedent(widgets).strip("\n") + "\n"
+    )
 
 
 def open_tab(context, server, name: str, *, base_url: str | None = None):

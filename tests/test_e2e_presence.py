@@ -17,7 +17,7 @@ from components.embedded_broker import MosquittoBroker, free_port
 from components.identity import user_id_for
 from components.tokens import TokenSigner
 
-from e2e_pages import member, open_tab, seconds_until, shown_status
+from e2e_pages import app_file, member, open_tab, seconds_until, shown_status
 from helpers import wait_for
 from streamlit_server import TOKEN_KEY, StreamlitServer
 
@@ -25,23 +25,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 GRACE = 2.0
 KEEPALIVE = 2
-APP_FILE = """
-version: 1
-broker: {{keepalive: {keepalive}, leave_grace: {grace}}}
-org: e2e
-rooms: [lobby]
-identity: {{source: query_param}}
-widgets:
-  - type: presence_list
-    title: Who's here
-    away_after: {away_after}
-"""
+
+
+def presence_app(*, away_after: float = 300) -> str:
+    return app_file(f"""
+        - type: presence_list
+          title: Who's here
+          away_after: {away_after}
+    """, keepalive=KEEPALIVE, grace=GRACE)
 
 
 @pytest.fixture(scope="module")
 def servers(start_server):
     """Start demo servers with this module's app file (presence list only)."""
-    return lambda *, away_after=300: start_server(APP_FILE.format(keepalive=KEEPALIVE, grace=GRACE, away_after=away_after))
+    return lambda *, away_after=300: start_server(presence_app(away_after=away_after))
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +192,7 @@ def test_forged_expired_and_foreign_tokens_are_refused(server, people, e2e_watch
 def test_an_unreachable_broker_is_said_on_the_page_and_retried(tmp_path, browser_context, people) -> None:
     port = free_port()  # nothing listens here yet
     app_file = tmp_path / "app.yaml"
-    app_file.write_text(APP_FILE.format(keepalive=KEEPALIVE, grace=GRACE, away_after=300))
+    app_file.write_text(presence_app())
     server = StreamlitServer(app_file=app_file, broker_url=f"mqtt://127.0.0.1:{port}", log_dir=tmp_path, wait_for_broker=False)
     broker = None
     try:

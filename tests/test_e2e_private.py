@@ -8,25 +8,19 @@ import time
 
 import pytest
 
-from e2e_pages import open_tab
+from e2e_pages import app_file, open_tab
 from helpers import RawSubscriber, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-APP_FILE = """
-version: 1
-broker: {keepalive: 2, leave_grace: 2}
-org: e2e
-rooms: [lobby]
-identity: {source: query_param}
-widgets:
+APP_FILE = app_file("""
   - type: chat_panel
     room: lobby
     private_receipts: true
   - type: read_receipts
     room: lobby
     private: true
-"""
+""")
 
 
 def test_private_mode_never_publishes_receipts(start_server, e2e_broker, browser_context, people) -> None:

@@ -12,20 +12,14 @@ import pytest
 from chaos.proxy import ChaosProxy
 from components.identity import user_id_for
 
-from e2e_pages import member, open_tab, seconds_until
+from e2e_pages import app_file, member, open_tab, seconds_until
 from helpers import RawSubscriber, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 GRACE = 2.0
 TYPING_TTL = 3.0
-APP_FILE = f"""
-version: 1
-broker: {{keepalive: 2, leave_grace: {GRACE}}}
-org: e2e
-rooms: [lobby]
-identity: {{source: query_param}}
-widgets:
+APP_FILE = app_file(f"""
   - type: presence_list
   - type: chat_panel
     room: lobby
@@ -38,7 +32,7 @@ widgets:
   - type: cursor_overlay
     room: lobby
     region: canvas
-"""
+""", grace=GRACE)
 
 
 @pytest.fixture(scope="module")

@@ -15,19 +15,13 @@ from components.bridge import INBOUND_BURST, INBOUND_RATE, WS_PATH
 from components.identity import user_id_for
 from components.tokens import TokenSigner
 
-from e2e_pages import member, open_tab
+from e2e_pages import app_file, member, open_tab
 from helpers import RawSubscriber, wait_for
 from streamlit_server import TOKEN_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-APP_FILE = """
-version: 1
-broker: {keepalive: 2, leave_grace: 2}
-org: e2e
-rooms: [lobby]
-identity: {source: query_param}
-widgets:
+APP_FILE = app_file("""
   - type: presence_list
   - type: chat_panel
     room: lobby
@@ -36,7 +30,7 @@ widgets:
   - type: cursor_overlay
     room: lobby
     region: canvas
-"""
+""")
 EVIL_NAME = '<img src=x onerror="window.__pwned=1">'
 EVIL_TEXT = "<script>window.__pwned=2</script><img src=x onerror=\"window.__pwned=3\"><b>bold?</b>"
 
@@ -62,6 +56,9 @@ def test_markup_in_names_and_messages_is_shown_as_text_everywhere(server, browse
     box = evil_page.locator(".st-key-canvas").bounding_box()
     evil_page.mouse.move(box["x"] + 50, box["y"] + 50)
     evil_page.mouse.move(box["x"] + 60, box["y"] + 60)
+    cursor = ana_page.locator(f'.pk-cursor[data-user="{evil}"]')
+    cursor.wait_for(timeout=3000)  # before the pointer leaves the region for a button
+    assert cursor.inner_text() == EVIL_NAME
     evil_page.locator("button.pk-react").first.click()
 
     shown = ana_page.locator(f'.pk-msg[data-user="{evil}"]')
@@ -69,9 +66,6 @@ def test_markup_in_names_and_messages_is_shown_as_text_everywhere(server, browse
     assert shown.locator(".pk-text").inner_text() == EVIL_TEXT
     assert shown.locator(".pk-sender").inner_text() == EVIL_NAME
     assert member(ana_page, evil).locator(".pk-name").inner_text() == EVIL_NAME
-    cursor = ana_page.locator(f'.pk-cursor[data-user="{evil}"]')
-    cursor.wait_for(timeout=3000)
-    assert cursor.inner_text() == EVIL_NAME
     for page in (ana_page, evil_page):
         assert page.locator("img").count() == 0, "no element was created from the markup"
         assert page.locator(".pk-text b, .pk-text script").count() == 0
