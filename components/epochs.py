@@ -10,13 +10,24 @@ import time
 from collections.abc import Callable
 
 
-class EpochClock:
-    def __init__(self, *, wall: Callable[[], float] = time.time) -> None:
-        self._wall = wall
+class StrictlyIncreasing:
+    """Hands out max(fresh, last + 1): time-based values that never repeat or go back,
+    even when the clock stands still or steps backwards. Thread-safe."""
+
+    def __init__(self) -> None:
         self._last = 0
         self._lock = threading.Lock()
 
-    def next(self) -> int:
+    def after(self, fresh: int) -> int:
         with self._lock:
-            self._last = max(int(self._wall() * 1000), self._last + 1)
+            self._last = max(fresh, self._last + 1)
             return self._last
+
+
+class EpochClock:
+    def __init__(self, *, wall: Callable[[], float] = time.time) -> None:
+        self._wall = wall
+        self._values = StrictlyIncreasing()
+
+    def next(self) -> int:
+        return self._values.after(int(self._wall() * 1000))

@@ -163,9 +163,8 @@ class OrgState:
         if seen is None:
             return []
         events: list[Event] = []
-        held = self.presence.devices()
-        if len(held) > len(seen.presence):  # else every held device was seen again
-            for user, state in held:
+        if self.presence.device_count() > len(seen.presence):  # else every held device was seen again
+            for user, state in self.presence.devices():
                 if (user, state.device) not in seen.presence:
                     events += self._cleared(Topic("presence", self.org, user, device=state.device))
         for room in self.rooms.values():

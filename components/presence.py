@@ -131,6 +131,9 @@ class PresenceBook:
     def device(self, user: str, device: str | None) -> DevicePresence | None:
         return self._devices.get(user, {}).get(device)
 
+    def device_count(self) -> int:
+        return sum(map(len, self._devices.values()))
+
     def devices(self) -> list[tuple[str, DevicePresence]]:
         return [(user, d) for user, held in self._devices.items() for d in held.values()]
 

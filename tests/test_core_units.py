@@ -17,6 +17,7 @@ from components.message_ids import MessageIds
 from components.org_state import OrgState
 from components.payloads import decode, encode
 from components.presence import DevicePresence, PresenceBook, aggregate
+from components.rate_limit import TokenBucket
 from components.topics import Topic, TopicScheme
 
 
@@ -249,3 +250,12 @@ def test_live_offline_is_dated_when_observed_and_old_offline_devices_are_listed(
     assert org.users()["ana"].since == 500.0
     org.receive("presence/acme/ben/d1", presence("offline"), retained=True, wall=500.0, mono=0)
     assert org.offline_device_topics(older_than=200.0) == [Topic("presence", "acme", "ben", device="d1")]
+
+
+def test_token_bucket_caps_a_flood_and_refills() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate=20, burst=20, monotonic=lambda: now[0])
+    assert sum(bucket.take() for _ in range(200)) == 20
+    assert bucket.refused == 180
+    now[0] = 0.5
+    assert sum(bucket.take() for _ in range(200)) == 10
