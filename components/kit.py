@@ -178,7 +178,8 @@ class PresenceKit:
         `identity`. Each widget's options are its settings, as the schema names them."""
         connection = self.connection_data(identity)
         for widget in self.settings.widgets if widgets is None else widgets:
-            index = self.settings.widgets.index(widget)
+            # by identity: two widgets with the same settings are equal, not the same entry
+            index = next(i for i, entry in enumerate(self.settings.widgets) if entry is widget)
             mount(widget.type, key=f"presence-kit-{index}-{widget.type}", data={"type": widget.type, "connection": connection, "options": asdict(widget)})
 
     def widgets_of(self, kind: type[W]) -> list[W]:

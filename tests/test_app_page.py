@@ -83,3 +83,14 @@ def test_readme_lists_every_widget_option_with_its_schema_default() -> None:
                 assert f"| `{option}` |" in section, f"{kind}.{option} missing from the README"
                 if isinstance(spec.get("default"), int | float) and not isinstance(spec["default"], bool):
                     assert f"| `{option}` | `{spec['default']}` |" in section, f"{kind}.{option} default"
+
+
+def test_two_identical_widgets_are_both_mounted(monkeypatch, tmp_path) -> None:
+    app_file = tmp_path / "twins.yaml"
+    app_file.write_text(
+        "version: 1\norg: demo\nidentity: {source: query_param}\n"
+        "widgets:\n  - type: presence_list\n  - type: presence_list\n"
+    )
+    at = run_demo(monkeypatch, app_file=app_file, user="Ana")
+    assert not at.exception
+    assert [_data(c)["type"] for c in at.get("bidi_component")] == ["presence_list", "presence_list"]
