@@ -42,7 +42,6 @@ class ReceiveCounters:
     invalid: int = 0
     foreign: int = 0
     stale: int = 0
-    last_invalid: str = ""
 
 
 @dataclass
@@ -73,7 +72,6 @@ class OrgState:
             doc = decode(topic.payload_kind, payload)
         except InvalidPayload as exc:
             self.counters.invalid += 1
-            self.counters.last_invalid = f"{name}: {exc}"
             log.debug("dropped invalid payload on %s: %s", name, exc)
             return []
         if topic.kind == "presence":
