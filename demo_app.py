@@ -24,7 +24,7 @@ kit = PresenceKit.from_app_file(os.environ.get("PRESENCE_APP_FILE", HERE / "exam
 @contextlib.asynccontextmanager
 async def lifespan(app):
     async with kit.lifespan(app):
-        if os.environ.get("PRESENCE_DEMO_BOT", "1") == "0":
+        if os.environ.get("PRESENCE_DEMO_BOT", "1") == "0" or kit.session is None:  # no bot, or no kit (see kit.start_error)
             yield
             return
         room = kit.settings.rooms[0]

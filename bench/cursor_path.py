@@ -24,10 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.tokens import TokenSigner
 
 from .context import Bench
-from .harness import TOKEN_KEY, StreamlitServer
+from .harness import StreamlitServer, tab_hello
 from .report import Line, Section, fmt, median, percentile, spread, verdict
 
 ORG = "cur"
@@ -64,8 +63,8 @@ class Tab:
     def __init__(self, server: StreamlitServer, user: str, traffic: Traffic) -> None:
         self.user = user
         self.traffic = traffic
-        token = TokenSigner(TOKEN_KEY.encode()).sign(user=user, name=user, org=ORG)
-        self.url = f"ws://127.0.0.1:{server.port}/presence-kit/ws?token={token}&device=bench"
+        self.url = f"ws://127.0.0.1:{server.port}/presence-kit/ws"
+        self.hello = tab_hello(user=user, device="bench", org=ORG)
         self.online: set[str] = set()
         self.socket = None
 
@@ -73,6 +72,7 @@ class Tab:
         from websockets.asyncio.client import connect  # noqa: PLC0415 - a test extra
 
         self.socket = await connect(self.url, open_timeout=20, max_queue=None)
+        await self.socket.send(self.hello)
 
     async def send(self, stop: asyncio.Event) -> None:
         seq = 0

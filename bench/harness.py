@@ -130,6 +130,15 @@ def join_process(settings, *, user: str, device: str, org: str = "acme", keepali
 TOKEN_KEY = "e2e-test-token-key-0123456789abcdef"
 
 
+def tab_hello(*, user: str, device: str, org: str, name: str | None = None, key: str = TOKEN_KEY) -> str:
+    """The first frame a tab sends on the kit's socket: a page token for `user` signed
+    with the servers' key (TOKEN_KEY), and its device id."""
+    from components.tokens import TokenSigner  # noqa: PLC0415 - servers and sessions need none of this
+
+    token = TokenSigner(key.encode()).sign(user=user, name=name or user, org=org)
+    return json.dumps({"t": "hello", "token": token, "device": device})
+
+
 MOSQUITTO_KEEPALIVE_SWEEP = 6.0
 """Mosquitto 2.0 checks keepalives on a 5 s sweep with a whole-second clock
 (src/keepalive.c), so a silent client is noticed up to ~6 s after 1.5 x keepalive: the
@@ -183,7 +192,7 @@ class StreamlitServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"streamlit exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
             health = self.health()
-            if health and (health["broker"]["synced"] or not broker):
+            if health and (not broker or health.get("broker", {}).get("synced")):
                 return
             time.sleep(0.2)
         raise TimeoutError(f"streamlit not healthy within {timeout} s: {self.log_path.read_text()[-2000:]}")

@@ -31,9 +31,11 @@ from jsonschema.exceptions import best_match
 from .errors import ConfigError, ConfigProblem
 from .schema_files import load_schema
 from .settings import (
+    AccessConfig,
     AppSettings,
     BrokerConfig,
     IdentityConfig,
+    LimitsConfig,
     PresenceListSettings,
     TlsConfig,
     WIDGET_SETTINGS,
@@ -317,6 +319,8 @@ def _settings(data: dict, *, base_dir: Path | None) -> AppSettings:
             tls=None if tls is None else _typed(TlsConfig, {k: _file(v, base_dir) for k, v in tls.items()}),
         ),
         identity=_typed(IdentityConfig, data["identity"]),
+        limits=_typed(LimitsConfig, data["limits"]),
+        access=_typed(AccessConfig, data["access"]),
         widgets=tuple(_widget(w, rooms) for w in data["widgets"]),
     )
 

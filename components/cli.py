@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import secrets
 import signal
 import sys
@@ -208,6 +209,9 @@ def _unreachable(reason: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    # what goes wrong reaches the user as one `error:` line each (below); the library's
+    # own warnings would repeat it in other words
+    logging.basicConfig(level=logging.ERROR, format="%(message)s")
     try:
         if args.command == "watch":
             return _watch(args)

@@ -27,26 +27,31 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
+import streamlit as st
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from .app_file import load_app_file
-from .bridge import HEALTH_PATH, WS_PATH, TabHub
+from .bridge import HEALTH_PATH, WS_PATH, RoomReactions, TabHub
 from .broker import BrokerSettings
 from .embedded_broker import EmbeddedBroker
+from .errors import PresenceKitError
 from .identity import Identity, identify
+from .rooms import DEFAULT_CURSOR_TTL
 from .session import PresenceSession
 from .settings import (
     AppSettings,
     ChatPanelSettings,
+    CursorOverlaySettings,
     PresenceListSettings,
     ReactionsSettings,
     ReadReceiptsSettings,
     WidgetSettings,
 )
-from .tokens import process_signer
+from .tab_admission import AdmissionLimits
+from .tokens import TokenSigner, process_signer
 from .widgets import mount
 
 log = logging.getLogger(__name__)
@@ -64,7 +69,13 @@ class PresenceKit:
         self.session: PresenceSession | None = None
         self.hub: TabHub | None = None
         self.embedded: EmbeddedBroker | None = None
-        self.signer = process_signer()
+        self.start_error: str | None = None
+        """Why the lifespan could not start the kit (one line, no secret), if it could not."""
+
+    @property
+    def signer(self) -> TokenSigner:
+        """The process's token signer; TokenKeyError when PRESENCE_TOKEN_KEY is too short."""
+        return process_signer()
 
     @staticmethod
     def from_app_file(path: str | os.PathLike[str]) -> PresenceKit:
@@ -98,32 +109,57 @@ class PresenceKit:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
         """st.App lifespan: connect on start-up; on shutdown every tab's device leaves
-        cleanly (explicit offline) before the broker connection closes."""
-        broker = self._connect_to()
-        self.session = PresenceSession(
-            broker,
-            org=self.settings.org,
-            rooms=self.settings.rooms,
-            leave_grace=self.settings.broker.leave_grace,
-            last_seen_retention=self.settings.broker.last_seen_retention,
-            history=max((w.history for w in self.widgets_of(ChatPanelSettings)), default=DEFAULT_HISTORY),
-        ).start()
-        self.hub = TabHub(
-            self.session,
-            signer=self.signer,
-            leave_grace=self.settings.broker.leave_grace,
-            private_receipt_rooms=self.private_receipt_rooms(),
-            reactions_per_second={w.room: w.max_per_second for w in self.widgets_of(ReactionsSettings)},
-        )
-        await self.hub.start()
-        log.info("presence kit: org %s on %s", self.settings.org, broker.url)
+        cleanly (explicit offline) before the broker connection closes. A configuration
+        the kit cannot start with (a malformed MQTT_URL, a short PRESENCE_TOKEN_KEY) is
+        logged as one line without secrets; the page and the health route say it and
+        the server keeps serving everything else."""
+        try:
+            await self._start()
+        except PresenceKitError as exc:
+            self.start_error = str(exc)
+            log.error("presence kit cannot start: %s", self.start_error)
         try:
             yield
         finally:
+            await self._stop()
+
+    async def _start(self) -> None:
+        signer = self.signer  # a bad key is found before anything connects
+        broker = self._connect_to()
+        settings = self.settings
+        self.session = PresenceSession(
+            broker,
+            org=settings.org,
+            rooms=settings.rooms,
+            leave_grace=settings.broker.leave_grace,
+            last_seen_retention=settings.broker.last_seen_retention,
+            history=max((w.history for w in self.widgets_of(ChatPanelSettings)), default=DEFAULT_HISTORY),
+            cursor_ttl=max((w.hide_after for w in self.widgets_of(CursorOverlaySettings)), default=DEFAULT_CURSOR_TTL),
+            devices_per_user=settings.limits.devices_per_user,
+        ).start()
+        self.hub = TabHub(
+            self.session,
+            signer=signer,
+            leave_grace=settings.broker.leave_grace,
+            limits=AdmissionLimits(
+                devices_per_user=settings.limits.devices_per_user,
+                sockets_per_address=settings.limits.sockets_per_address,
+                allowed_origins=frozenset(settings.access.allowed_origins),
+            ),
+            private_receipt_rooms=self.private_receipt_rooms(),
+            reactions=self.room_reactions(),
+            avatar_hosts=frozenset(settings.access.avatar_hosts),
+        )
+        await self.hub.start()
+        log.info("presence kit: org %s on %s", settings.org, broker.url)
+
+    async def _stop(self) -> None:
+        if self.hub is not None:
             await self.hub.stop()
+        if self.session is not None:
             self.session.close(timeout=2.0)
-            if self.embedded is not None:
-                self.embedded.stop()
+        if self.embedded is not None:
+            self.embedded.stop()
 
     @property
     def routes(self) -> list[Any]:
@@ -132,17 +168,19 @@ class PresenceKit:
     async def _serve(self, websocket: WebSocket) -> None:
         if self.hub is None:
             await websocket.accept()
-            await websocket.close(code=1013, reason="presence kit is not started")
+            await websocket.close(code=1013, reason=(self.start_error or "presence kit is not started")[:120])
             return
         await self.hub.serve(websocket)
 
     async def _health(self, request: Request) -> JSONResponse:
         if self.hub is None:
-            return JSONResponse({"error": "presence kit is not started"}, status_code=503)
+            return JSONResponse({"error": self.start_error or "presence kit is not started"}, status_code=503)
         return await self.hub.health(request)
 
     def broker_note(self) -> str:
         """One line for the page: which broker, and whether we are connected to it."""
+        if self.start_error is not None:
+            return f"Presence is unavailable: {self.start_error}"
         if self.session is None:
             return "Presence server not running in this process."
         stats = self.session.stats()
@@ -150,6 +188,16 @@ class PresenceKit:
         if stats.connected:
             return f"Connected to {where}."
         return f"Broker {where} unreachable, retrying: {stats.last_error or 'connecting…'}"
+
+    def room_reactions(self) -> dict[str, RoomReactions]:
+        """Per room: the emojis its reaction widgets offer (the only ones accepted) and the
+        clicks a second one user may send."""
+        found: dict[str, RoomReactions] = {}
+        for w in self.widgets_of(ReactionsSettings):
+            held = found.get(w.room)
+            emojis = frozenset(w.emojis) | (held.emojis if held else frozenset())
+            found[w.room] = RoomReactions(emojis, max(w.max_per_second, held.per_second if held else 0))
+        return found
 
     def private_receipt_rooms(self) -> frozenset[str]:
         """Rooms where this server never publishes read receipts (private mode)."""
@@ -176,7 +224,11 @@ class PresenceKit:
     def render(self, identity: Identity, widgets: Iterable[WidgetSettings] | None = None) -> None:
         """Mount the app file's widgets (or the given ones of them), in order, for
         `identity`. Each widget's options are its settings, as the schema names them."""
-        connection = self.connection_data(identity)
+        try:
+            connection = self.connection_data(identity)
+        except PresenceKitError as exc:  # e.g. a short PRESENCE_TOKEN_KEY: one line, not a traceback
+            st.error(f"Presence is unavailable: {exc}")
+            return
         for widget in self.settings.widgets if widgets is None else widgets:
             # by identity: two widgets with the same settings are equal, not the same entry
             index = next(i for i, entry in enumerate(self.settings.widgets) if entry is widget)

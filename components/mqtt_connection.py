@@ -269,9 +269,10 @@ class Connection:
         try:
             if refused:
                 why = f"broker refused the subscription to {', '.join(refused)}"
-                log.warning("%s: %s", self.client_id, why)
                 if on_refused is not None:
-                    on_refused(why)
+                    on_refused(why)  # the caller says it where people look
+                else:
+                    log.warning("%s: %s", self.client_id, why)
             elif on_ack is not None:
                 on_ack()
         except Exception:  # noqa: BLE001

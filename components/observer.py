@@ -134,6 +134,7 @@ class Observer(ReconnectingClient):
         """A subscription the snapshot needs was refused: never synced on this
         connection; `last_error` (and the health route) say which filter and why."""
         self.refusal = self.last_error = why
+        log.warning("%s", why)
 
     def _on_lost(self) -> None:
         self.synced.clear()  # until the next snapshot, what we hold may be stale
@@ -160,8 +161,8 @@ class Observer(ReconnectingClient):
         self._pending += events
         if any(isinstance(event, TypingChanged) for event in events):
             self._schedule_expiry()  # a typing ttl may end before the pending expiry
-        elif self._expiry_timer is None and isinstance(events[-1], CursorMoved):
-            self._schedule_expiry()  # a moved cursor never expires before one pending
+        elif isinstance(events[-1], CursorMoved) and (self._expiry_at is None or self._expiry_at > self.wiring.monotonic() + self.state.cursor_ttl):
+            self._schedule_expiry()  # the cursor ends before the pending expiry (if any)
 
     def _flush(self) -> None:
         """Hand the events of one network-loop pass to the listeners in one batch."""

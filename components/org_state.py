@@ -70,6 +70,7 @@ class OrgState:
     ) -> None:
         self.scheme = scheme
         self.org = org
+        self.cursor_ttl = cursor_ttl
         self.presence = PresenceBook()
         self.rooms = {room: RoomState(room, history=history, cursor_ttl=cursor_ttl, per_user=per_user) for room in rooms}
         self.counters = ReceiveCounters()

@@ -48,6 +48,18 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    devices_per_user: int
+    sockets_per_address: int
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    allowed_origins: tuple[str, ...]
+    avatar_hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PresenceListSettings:
     type: ClassVar[str] = "presence_list"
     room: str | None  # None: everyone in the org
@@ -121,4 +133,6 @@ class AppSettings:
     org: str
     rooms: tuple[str, ...]
     identity: IdentityConfig
+    limits: LimitsConfig
+    access: AccessConfig
     widgets: tuple[WidgetSettings, ...]

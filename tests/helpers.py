@@ -1,11 +1,67 @@
 """Shared test helpers. They live in bench/harness.py, shared with the benchmarks
 (`python -m bench`), and are re-exported here for the tests."""
 
+import contextlib
+import json
 import threading
+from collections.abc import Callable
 
-from bench.harness import REPO, Seen, Watcher, end_process, join_process, kit_env, python_child, wait_for
+from bench.harness import REPO, Seen, Watcher, end_process, join_process, kit_env, python_child, tab_hello, wait_for
 
-__all__ = ["REPO", "RawSubscriber", "Seen", "Watcher", "end_process", "join_process", "kit_env", "python_child", "wait_for"]
+__all__ = ["REPO", "RawSubscriber", "RawTab", "Seen", "Watcher", "end_process", "join_process", "kit_env", "python_child", "wait_for"]
+
+
+class RawTab:
+    """A tab without a browser: the kit's WebSocket opened with a hello as `user`, every
+    message it is sent kept in `messages` (read on a thread of its own), and `closed`
+    set to the close code when the server ends the socket."""
+
+    def __init__(self, port: int, *, user: str, device: str, org: str, name: str | None = None,
+                 hello: str | None = None, origin: str | None = None) -> None:
+        from websockets.exceptions import ConnectionClosed
+        from websockets.sync.client import connect
+
+        self.messages: list[dict] = []
+        self.closed: int | None = None
+        self._stack = contextlib.ExitStack()
+        self.socket = self._stack.enter_context(connect(f"ws://127.0.0.1:{port}/presence-kit/ws", open_timeout=5, origin=origin))  # type: ignore[arg-type]
+        with contextlib.suppress(ConnectionClosed):  # a socket refused at once: see `closed`
+            self.socket.send(hello if hello is not None else tab_hello(user=user, device=device, org=org, name=name))
+        self._reader = threading.Thread(target=self._read, name=f"raw-tab-{user}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            for text in self.socket:
+                self.messages.append(json.loads(text))
+        except ConnectionClosed:
+            pass
+        rcvd = getattr(self.socket.protocol, "close_rcvd", None)
+        self.closed = rcvd.code if rcvd is not None else 1006
+
+    def send(self, message: dict | str) -> None:
+        self.socket.send(message if isinstance(message, str) else json.dumps(message))
+
+    def seen(self, predicate: Callable[[dict], bool]) -> list[dict]:
+        return [m for m in list(self.messages) if predicate(m)]
+
+    def wait(self, predicate: Callable[[dict], bool], *, timeout: float = 5) -> bool:
+        return wait_for(lambda: self.seen(predicate), timeout=timeout)
+
+    def wait_closed(self, *, timeout: float = 5) -> int | None:
+        wait_for(lambda: self.closed is not None, timeout=timeout)
+        return self.closed
+
+    def online(self, user: str) -> bool:
+        """Has this tab been told that `user` is online?"""
+        return bool(self.seen(lambda m: m["t"] == "presence" and m["user"]["user"] == user and m["user"]["status"] == "online")
+                    or self.seen(lambda m: m["t"] == "snapshot" and any(u["user"] == user and u["status"] == "online" for u in m["users"])))
+
+    def close(self) -> None:
+        self._stack.close()
+        self._reader.join(5)
 
 
 class RawSubscriber:

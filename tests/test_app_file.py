@@ -456,3 +456,9 @@ def test_any_structure_under_a_valid_header_gives_settings_or_config_error(value
         load_app_text(text, environ={})
     except ConfigError as exc:
         assert exc.problems
+
+
+def test_a_number_with_thousands_of_digits_is_a_problem_not_a_traceback() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_app_text("version: 1\norg: acme\nbroker:\n  keepalive: " + "9" * 5000 + "\n", filename="big.yaml")
+    assert str(raised.value) == "big.yaml:4:14: $.broker.keepalive: the number written here has 5000 characters; no setting needs that many"

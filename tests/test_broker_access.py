@@ -5,112 +5,32 @@ TLS works with a CA made here (and fails without it)."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from components import BrokerSettings, ChatReceived, CursorMoved, PresenceSession, ReactionReceived, ReceiptMoved, TypingChanged
-from components.broker_acl import read_credentials
-from components.embedded_broker import MosquittoBroker, free_port
+from components import ChatReceived, CursorMoved, PresenceSession, ReactionReceived, ReceiptMoved, TypingChanged
 from components.message_ids import MessageIds
 from components.topics import Topic, TopicScheme
 
-from helpers import REPO, Watcher, python_child, wait_for
+from helpers import Watcher, wait_for
+from secured_broker import SERVER, SecuredBroker, plain_client, start_secured
 
 pytestmark = pytest.mark.integration
 
 ORG = "acme"
-SERVER = "streamlit"
-
-
-def make_tls_files(folder: Path) -> None:
-    """A CA and a server certificate for 127.0.0.1 signed by it (PEM files)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def build(subject: str, key, issuer: str, issuer_key, *, ca: bool) -> x509.Certificate:  # noqa: ANN001
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = build("presence-kit test CA", ca_key, "presence-kit test CA", ca_key, ca=True)
-    server = build("127.0.0.1", server_key, "presence-kit test CA", ca_key, ca=False)
-    (folder / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (folder / "server.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    (folder / "server.key").write_bytes(
-        server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-
-
-class SecuredBroker:
-    def __init__(self, broker: MosquittoBroker, folder: Path, tls_port: int) -> None:
-        self.broker = broker
-        self.folder = folder
-        self.tls_port = tls_port
-        self.passwords = read_credentials((folder / "credentials").read_text())
-
-    def settings(self, username: str | None, *, protocol: str = "5", tls: bool = False, ca: bool = True) -> BrokerSettings:
-        return BrokerSettings(
-            host="127.0.0.1",
-            port=self.tls_port if tls else self.broker.port,
-            tls=tls,
-            ca_file=str(self.folder / "tls" / "ca.crt") if tls and ca else None,
-            username=username,
-            password=self.passwords.get(username or "", None),
-            protocol=protocol,  # type: ignore[arg-type]
-            keepalive=5,
-        )
-
-
-def localize(config: str, folder: Path, ports: dict[str, int]) -> str:
-    """deploy/mosquitto.conf with its paths and listeners moved into this test."""
-    config = config.replace("/etc/mosquitto/presence-kit/", f"{folder}/").replace("/var/lib/mosquitto/", f"{folder}/")
-    config = config.replace("persistence true", "persistence false")
-    lines = []
-    for line in config.splitlines():
-        if line.startswith("listener "):
-            line = f"listener {ports[line.split()[1]]} 127.0.0.1"
-        lines.append(line)
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredBroker]:
-    folder = tmp_path_factory.mktemp("secured")
-    make_tls_files(folder / "tls")
-    proc = python_child("-m", "components", "acl", "--org", ORG, "--server-account", SERVER, "--user", "ana", "--user", "ben", "--out", str(folder))
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "3 accounts" in out and (folder / "credentials").stat().st_mode & 0o077 == 0
-    ports = {"1883": free_port(), "8883": free_port(), "8884": free_port()}
-    config = localize((REPO / "deploy" / "mosquitto.conf").read_text(), folder, ports)
-    broker = MosquittoBroker(port=ports["1883"], config=config).start()
-    yield SecuredBroker(broker, folder, ports["8883"])
-    broker.cleanup()
+    secured = start_secured(tmp_path_factory.mktemp("secured"), org=ORG, users=["ana", "ben"])
+    yield secured
+    secured.broker.cleanup()
 
 
 def connack(secured: SecuredBroker, username: str | None, password: str | None) -> str:
@@ -175,20 +95,6 @@ def forged(scheme: TopicScheme, user: str, room: str) -> list[tuple[str, bytes, 
         (scheme.render(Topic("chat", ORG, user, room=room)), json.dumps({"id": message_id, "text": "I am ben", "at": now}).encode(), False),
         (scheme.render(Topic("reactions", ORG, user, room=room)), json.dumps({"emoji": "+1", "count": 3}).encode(), False),
     ]
-
-
-def plain_client(secured: SecuredBroker, username: str, *, protocol: str, will: tuple[str, bytes] | None = None) -> paho.Client:
-    v5 = protocol == "5"
-    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311)
-    client.username_pw_set(username, secured.passwords[username])
-    if will is not None:
-        client.will_set(will[0], will[1], qos=1, retain=True)
-    connected = threading.Event()
-    client.on_connect = lambda *a: connected.set()
-    client.connect("127.0.0.1", secured.broker.port, keepalive=5)
-    client.loop_start()
-    assert connected.wait(5), f"{username} could not connect"
-    return client
 
 
 def test_a_user_account_cannot_speak_for_another_user(secured: SecuredBroker, protocol: str) -> None:

@@ -168,8 +168,8 @@ def test_a_display_name_with_markup_is_shown_as_text(server, browser_context) ->
 
 def ws_close_code(server: StreamlitServer, token: str, device: str = "tab-test") -> tuple[int | None, str]:
     """(close code, None) if the server closed the socket, else (None, first message type)."""
-    url = f"ws://127.0.0.1:{server.port}{WS_PATH}?token={token}&device={device}"
-    with connect(url, open_timeout=5) as socket:
+    with connect(f"ws://127.0.0.1:{server.port}{WS_PATH}", open_timeout=5) as socket:
+        socket.send(json.dumps({"t": "hello", "token": token, "device": device}))
         try:
             return None, json.loads(socket.recv(timeout=5))["t"]
         except ConnectionClosed as closed:
@@ -203,7 +203,7 @@ def test_an_unreachable_broker_is_said_on_the_page_and_retried(tmp_path, browser
         page.get_by_text("unreachable, retrying").wait_for(timeout=20_000)
         page.locator(".pk-banner").filter(has_text="Reconnecting to the broker").wait_for(timeout=5000)
         broker = MosquittoBroker(port=port).start()
-        page.locator(".pk-banner").wait_for(state="detached", timeout=10_000)
+        page.locator(".pk-banner").wait_for(state="hidden", timeout=10_000)
         member(page, user_id_for(people("ana")), "online").wait_for(timeout=10_000)
         assert server.health()["broker"]["synced"] is True
     finally:

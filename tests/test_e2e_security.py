@@ -13,11 +13,10 @@ from websockets.sync.client import connect
 
 from components.bridge import INBOUND_BURST, INBOUND_RATE, WS_PATH
 from components.identity import user_id_for
-from components.tokens import TokenSigner
 
 from e2e_pages import app_file, member, open_tab
 from helpers import RawSubscriber, wait_for
-from streamlit_server import TOKEN_KEY
+from streamlit_server import tab_hello
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -75,8 +74,8 @@ def test_markup_in_names_and_messages_is_shown_as_text_everywhere(server, browse
 @contextlib.contextmanager
 def ws_session(server, user: str, device: str):
     """A raw WebSocket tab, returned once its device is online (seen in its own stream)."""
-    token = TokenSigner(TOKEN_KEY.encode()).sign(user=user, name=user, org="e2e")
-    with connect(f"ws://127.0.0.1:{server.port}{WS_PATH}?token={token}&device={device}", open_timeout=5) as socket:
+    with connect(f"ws://127.0.0.1:{server.port}{WS_PATH}", open_timeout=5) as socket:
+        socket.send(tab_hello(user=user, device=device, org="e2e"))
         assert json.loads(socket.recv(timeout=5))["t"] == "welcome"
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:

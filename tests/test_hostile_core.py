@@ -18,7 +18,7 @@ from components.errors import InvalidPayload
 from components.events import ChatReceived, ReceiptMoved
 from components.message_ids import MAX_CLOCK_SKEW, MessageIds, id_time
 from components.org_state import OrgState
-from components.payloads import PAYLOAD_KINDS, decode, encode
+from components.payloads import decode, encode
 from components.tab_protocol import TabEncoder, dumps
 from components.topics import TopicScheme
 
@@ -199,3 +199,62 @@ def test_a_users_surplus_offline_device_topics_are_listed_but_not_their_last_see
     surplus = {(t.user, t.device) for t in state.surplus_device_topics(older_than=NOW - 10)}
     assert surplus == {("eve", "t0"), ("eve", "t1"), ("eve", "t2"), ("eve", "t3"), ("ana", "old")}
     assert state.surplus_device_topics(older_than=NOW - 200) == [], "a recent departure is kept a while"
+
+
+# -- admission ----------------------------------------------------------------------------------
+
+def test_origins_are_the_pages_own_host_or_listed() -> None:
+    from components.tab_admission import origin_allowed
+
+    assert origin_allowed("http://127.0.0.1:8501", host="127.0.0.1:8501", allowed=frozenset())
+    assert origin_allowed("https://App.Example.com", host="app.example.com", allowed=frozenset())
+    assert not origin_allowed("http://evil.example", host="app.example.com", allowed=frozenset())
+    assert not origin_allowed("http://app.example.com.evil.example", host="app.example.com", allowed=frozenset())
+    assert not origin_allowed("null", host="app.example.com", allowed=frozenset())  # a sandboxed iframe or a file
+    assert origin_allowed("https://proxy.example", host="10.0.0.5:8501", allowed=frozenset({"https://proxy.example"}))
+    assert origin_allowed(None, host="anything", allowed=frozenset())  # not a browser: the token decides
+
+
+def test_a_page_token_opens_one_device_and_a_fresh_token_only_its_own() -> None:
+    from components.tab_admission import TokenBindings
+    from components.tokens import TokenSigner
+
+    now = [1000.0]
+    signer = TokenSigner(b"k" * 32, ttl=600, wall=lambda: now[0])
+    page = signer.verify(signer.sign(user="ana", name="Ana\u202e", org="acme"))
+    assert page.name == "Ana" and page.device is None and page.issued == 1000.0
+    bindings = TokenBindings()
+    assert bindings.allows(page, "d1", now=now[0])
+    bindings.bind(page, "d1", now=now[0])
+    assert bindings.allows(page, "d1", now=now[0]) and not bindings.allows(page, "d2", now=now[0])
+    now[0] = 1300.0
+    fresh = signer.verify(signer.refresh(page, device="d1"))
+    assert (fresh.device, fresh.issued, fresh.nonce) == ("d1", 1000.0, page.nonce)
+    assert bindings.allows(fresh, "d1", now=now[0]) and not bindings.allows(fresh, "d2", now=now[0])
+    assert bindings.allows(page, "d2", now=1601.0), "an expired page token's binding lapses with it"
+
+
+def test_a_short_token_key_is_one_line_without_the_key(monkeypatch) -> None:
+    from components.errors import TokenKeyError
+    from components.tokens import process_signer
+
+    monkeypatch.setenv("PRESENCE_TOKEN_KEY", "hunter2")
+    process_signer.cache_clear()
+    try:
+        with pytest.raises(TokenKeyError) as raised:
+            process_signer()
+        assert str(raised.value) == "PRESENCE_TOKEN_KEY is too short: the token key must be at least 16 bytes long, not 7; use a long random string"
+    finally:
+        process_signer.cache_clear()
+
+
+def test_a_broker_url_never_shows_its_password() -> None:
+    from components.broker import BrokerSettings
+    from components.errors import InvalidBrokerUrl
+
+    for url in ("mqtt://ana:hunter2@host:99999", "mqtt://ana:hunter2@host/path", "http://ana:hunter2@host", "mqtt://ana:hun@ter2@host:0"):
+        with pytest.raises(InvalidBrokerUrl) as raised:
+            BrokerSettings.from_url(url)
+        assert "hunter2" not in str(raised.value) and "ter2" not in str(raised.value)
+    with pytest.raises(InvalidBrokerUrl, match=r"bad broker URL 'mqtt://\*\*\*@host:99999'"):
+        BrokerSettings.from_url("mqtt://ana:hunter2@host:99999")

@@ -92,7 +92,7 @@ function render(state, kit) {
   state.here.replaceChildren(...here.slice(0, 5).map((u) => {
     const dot = el("span", "pk-mini", initials(displayName(u)));
     dot.style.background = colourFor(u.user);
-    dot.title = displayName(u);
+    dot.title = kit.nameOf(u.user);
     return dot;
   }), el("span", "pk-here-count", here.length ? `${here.length + 1} here` : "just you"));
 
@@ -115,14 +115,15 @@ function render(state, kit) {
       state.rendered.set(message.id, node);
       state.visibility.observe(node);
     }
+    senderLabel(node, kit, message);
     if (node.previousSibling !== previous || node.parentNode !== list) list.insertBefore(node, previous ? previous.nextSibling : list.firstChild);
-    seenLine(node, (seenBy.get(message.id) || []).map(kit.nameOf));
+    seenLine(node, (seenBy.get(message.id) || []).map((user) => kit.nameOf(user)));
     previous = node;
   }
   if (atBottom) list.scrollTop = list.scrollHeight;
   const typists = room.typists.filter((user) => user !== you);
   state.typingLine.dataset.typists = typists.join(" ");
-  state.typingLine.textContent = typingText(typists.map(kit.nameOf));
+  state.typingLine.textContent = typingText(typists.map((user) => kit.nameOf(user)));
   markRead(state, kit);
 }
 
@@ -131,10 +132,20 @@ function messageNode(message, mine) {
   node.dataset.id = message.id;
   node.dataset.user = message.user;
   const meta = el("div", "pk-meta");
-  meta.append(el("span", "pk-sender", message.name || message.user));
+  meta.append(el("span", "pk-sender"));
   if (message.at) meta.append(el("span", "pk-time", new Date(message.at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
   node.append(meta, el("div", "pk-text", message.text));
   return node;
+}
+
+// The sender's name as presence shows it now (with the id when someone else in view
+// shows the same name), redrawn only when that changes.
+function senderLabel(node, kit, message) {
+  const { name, id } = kit.label(message.user, message.name);
+  const key = `${name}\u0000${id || ""}`;
+  if (node.dataset.label === key) return;
+  node.dataset.label = key;
+  node.querySelector(".pk-sender").replaceChildren(nameElement(kit, message.user, message.name));
 }
 
 function seenLine(node, names) {

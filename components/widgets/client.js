@@ -17,6 +17,8 @@ function presenceKit() {
     broker: { connected: true, error: "" },
     you: null,
     listeners: new Set(),
+    problem: "", // why the socket is closed and not coming back at once, in words for the page
+    nameKeys: new Map(), // name key -> user ids showing that name (to tell look-alikes apart)
     retryDelay: 250,
     retryTimer: null,
     activity: { status: "online", lastInput: Date.now(), awayTimer: null },
@@ -68,9 +70,34 @@ function presenceKit() {
   // Live users other than this tab's user, in `roomName` (or in no particular room).
   kit.others = (roomName) =>
     [...kit.users.values()].filter((u) => u.status !== "offline" && (!kit.you || u.user !== kit.you.user) && (!u.rooms.length || u.rooms.includes(roomName)));
-  kit.nameOf = (user) => {
+  // The name to show for `user`: the signed name for this tab's own user, the user's
+  // presence name, else `fallback` (a chat message's), else the id. `id` is set when
+  // someone else in view shows the same name, so nobody passes for somebody else.
+  kit.label = (user, fallback) => {
     const known = kit.users.get(user);
-    return known ? displayName(known) : user;
+    const name = kit.you && user === kit.you.user ? kit.you.name : (known && known.name) || fallback || user;
+    const holders = kit.nameKeys.get(nameKey(name));
+    const ambiguous = name !== user && holders && (holders.size > 1 || !holders.has(user));
+    return { name, id: ambiguous ? user : null };
+  };
+  // The same as text for a sentence ("Ana is typing…"): the name isolated in FSI ... PDI
+  // so right-to-left text cannot spill into the words around it.
+  kit.nameOf = (user, fallback) => {
+    const { name, id } = kit.label(user, fallback);
+    return `\u2068${name}\u2069${id ? ` (${id})` : ""}`;
+  };
+  const indexName = (user, name, add) => {
+    if (!name) return;
+    const key = nameKey(name);
+    const holders = kit.nameKeys.get(key) || new Set();
+    if (add) holders.add(user); else holders.delete(user);
+    if (holders.size) kit.nameKeys.set(key, holders); else kit.nameKeys.delete(key);
+  };
+  const setUser = (user) => {
+    const old = kit.users.get(user.user);
+    if (old) indexName(old.user, old.name, false);
+    kit.users.set(user.user, user);
+    indexName(user.user, user.name, true);
   };
 
   function apply(message) {
@@ -79,16 +106,21 @@ function presenceKit() {
         kit.you = { user: message.user, device: message.device, name: message.name };
         break;
       case "snapshot":
-        kit.users = new Map(message.users.map((u) => [u.user, u]));
+        kit.users = new Map();
+        kit.nameKeys = new Map();
+        for (const user of message.users) setUser(user);
         kit.rooms = message.rooms;
         kit.broker = message.broker;
         break;
       case "presence":
-        kit.users.set(message.user.user, message.user);
+        setUser(message.user);
         break;
-      case "gone":
+      case "gone": {
+        const old = kit.users.get(message.user);
+        if (old) indexName(old.user, old.name, false);
         kit.users.delete(message.user);
         break;
+      }
       case "typing":
         room(message.room).typists = message.typists;
         break;
@@ -114,16 +146,24 @@ function presenceKit() {
     emit(message);
   }
 
+  // Close codes the server explains (components/tab_admission.py), and what to say.
+  const REFUSED = {
+    4403: { text: "This page's address may not connect to the presence server.", retry: 0 },
+    4429: { text: "You have too many tabs open here: close one to join (this tab joins by itself then).", retry: 15000 },
+    4431: { text: "Too many connections from your network to the presence server; retrying soon.", retry: 30000 },
+  };
+
   function connect() {
     clearTimeout(kit.retryTimer);
-    const { token, wsPath } = kit.config;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const url = `${scheme}://${location.host}${wsPath}?token=${encodeURIComponent(token)}&device=${encodeURIComponent(kit.deviceId)}`;
-    const socket = new WebSocket(url);
+    const socket = new WebSocket(`${scheme}://${location.host}${kit.config.wsPath}`);
     kit.socket = socket;
     socket.onopen = () => {
+      // who we are goes in the first frame, never in the URL (logs and proxies keep URLs)
+      socket.send(JSON.stringify({ t: "hello", token: kit.config.token, device: kit.deviceId }));
       kit.connected = true;
       kit.closedReason = "";
+      kit.problem = "";
       kit.retryDelay = 250;
       sendActivity();
       emit({ t: "connection", connected: true });
@@ -135,6 +175,8 @@ function presenceKit() {
       if (kit.socket !== socket) return;
       kit.socket = null;
       kit.connected = false;
+      const refused = REFUSED[event.code];
+      kit.problem = refused ? refused.text : "";
       emit({ t: "connection", connected: false, code: event.code });
       if (event.code === 4409) { // our device id is live in another tab (a duplicated tab)
         kit.deviceId = newDeviceId();
@@ -143,6 +185,8 @@ function presenceKit() {
       } else if (event.code === 4401) { // token expired or refused: ask Python for a new one
         kit.closedReason = "token";
         if (kit.onTokenExpired) kit.onTokenExpired();
+      } else if (refused) {
+        if (refused.retry) kit.retryTimer = setTimeout(connect, refused.retry);
       } else if (event.code !== 1000 || event.reason === "identity changed") {
         kit.retryTimer = setTimeout(connect, kit.retryDelay);
         kit.retryDelay = Math.min(kit.retryDelay * 2, 5000);
@@ -254,6 +298,19 @@ function ago(unixSeconds) {
 }
 function displayName(user) {
   return user.name || user.user;
+}
+// A name as an element: the name in a <bdi> (an isolated bidi run), then the id when
+// another person in view shows the same name.
+function nameElement(kit, user, fallback, className) {
+  const { name, id } = kit.label(user, fallback);
+  const node = el("span", className);
+  node.append(el("bdi", null, name));
+  if (id) node.append(el("span", "pk-id", ` (${id})`));
+  return node;
+}
+// What two names are compared by (the server's display_names.name_key, near enough).
+function nameKey(name) {
+  return String(name).normalize("NFKC").toLowerCase().replace(/\s+/g, "");
 }
 function typingText(names) {
   if (names.length === 0) return "";

@@ -21,6 +21,7 @@ function regionElement(options) {
 
 function build(kit, options) {
   const layer = el("div", "pk-cursor-layer");
+  layer.setAttribute("aria-hidden", "true"); // decoration: other people's pointers
   Object.assign(layer.style, { position: "fixed", left: "0", top: "0", width: "0", height: "0", pointerEvents: "none", zIndex: "999990" });
   document.body.appendChild(layer);
   const state = { layer, options, cursors: new Map(), pending: null, sentAt: 0, timer: null, visible: false, frame: 0 };
@@ -50,13 +51,13 @@ function build(kit, options) {
       queue({ t: "cursor", room: state.options.room, x, y, visible: true, ...(state.options.region ? { region: state.options.region } : {}) });
     } else if (state.visible) {
       state.visible = false;
-      queue({ t: "cursor", room: state.options.room, x: 0, y: 0, visible: false });
+      queue({ t: "cursor", room: state.options.room, x: 0, y: 0, visible: false, ...(state.options.region ? { region: state.options.region } : {}) });
     }
   };
   state.onHidden = () => {
     if (document.hidden && state.visible) {
       state.visible = false;
-      state.pending = { t: "cursor", room: state.options.room, x: 0, y: 0, visible: false };
+      state.pending = { t: "cursor", room: state.options.room, x: 0, y: 0, visible: false, ...(state.options.region ? { region: state.options.region } : {}) };
       kit.send(state.pending); // the last word before the tab stops sending
       state.pending = null;
     }
@@ -79,9 +80,10 @@ function receive(state, kit, message) {
 }
 
 function place(state, kit, move) {
-  const [user, device, x, y, visible] = move;
+  const [user, device, x, y, visible, region] = move;
   const key = `${user}/${device}`;
   if (kit.you && user === kit.you.user) return; // never draw our own pointer
+  if (x !== null && x !== undefined && (region || null) !== (state.options.region || null)) return; // another overlay's region
   if (x === null || x === undefined || visible === false) { remove(state, key); return; }
   let cursor = state.cursors.get(key);
   if (!cursor) {
@@ -90,11 +92,11 @@ function place(state, kit, move) {
     const colour = colourFor(user);
     node.innerHTML = '<svg width="18" height="18" viewBox="0 0 18 18"><path d="M1 1 L1 15 L5 11 L8 17 L10.5 16 L7.5 10 L13 10 Z" stroke="white" stroke-width="1"/></svg>';
     node.querySelector("path").setAttribute("fill", colour);
-    const label = el("span", "pk-cursor-label", kit.nameOf(user));
+    const label = nameElement(kit, user, null, "pk-cursor-label");
     // the layer is outside the component's shadow root, so styles are inline
     Object.assign(label.style, {
       background: colour, color: "white", font: "12px/1.4 sans-serif", padding: "1px 6px",
-      borderRadius: "8px", marginLeft: "10px", whiteSpace: "nowrap", position: "relative", top: "-4px",
+      borderRadius: "8px", marginLeft: "10px", whiteSpace: "nowrap", position: "relative", top: "-4px", unicodeBidi: "isolate",
     });
     node.appendChild(label);
     Object.assign(node.style, { position: "fixed", left: "0", top: "0", willChange: "transform" });

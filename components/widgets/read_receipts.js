@@ -20,7 +20,7 @@ function render(state, kit) {
     ? Object.entries(room.receipts).filter(([user, upTo]) => user !== you && user !== latest.user && upTo >= latest.id).map(([user]) => user)
     : [];
   state.root.dataset.seen = seen.join(" ");
-  const names = seen.map(kit.nameOf);
+  const names = seen.map((user) => kit.nameOf(user));
   state.root.textContent = !latest
     ? ""
     : names.length === 0

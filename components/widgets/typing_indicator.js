@@ -32,5 +32,5 @@ function render(state, kit) {
   const you = kit.you ? kit.you.user : null;
   const typists = kit.room(state.options.room).typists.filter((user) => user !== you);
   state.root.dataset.typists = typists.join(" ");
-  state.root.textContent = typingText(typists.map(kit.nameOf));
+  state.root.textContent = typingText(typists.map((user) => kit.nameOf(user)));
 }
