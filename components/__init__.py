@@ -30,6 +30,7 @@ from .events import (
     Snapshot,
     TypingChanged,
 )
+from .history import HistoryStore, open_history_store
 from .ids import check_id
 from .presence import Status, UserPresence
 from .session import PresenceSession, SessionStats
@@ -63,6 +64,7 @@ __all__ = [
     "CursorOverlaySettings",
     "Device",
     "Event",
+    "HistoryStore",
     "HistoryUnavailable",
     "IdentityConfig",
     "InvalidBrokerUrl",
@@ -93,4 +95,5 @@ __all__ = [
     "check_id",
     "load_app_file",
     "load_app_text",
+    "open_history_store",
 ]
