@@ -31,6 +31,7 @@ from .events import (
     TypingChanged,
 )
 from .history import HistoryStore, open_history_store
+from .history_writer import HistoryStats
 from .ids import check_id
 from .presence import Status, UserPresence
 from .session import PresenceSession, SessionStats
@@ -64,6 +65,7 @@ __all__ = [
     "CursorOverlaySettings",
     "Device",
     "Event",
+    "HistoryStats",
     "HistoryStore",
     "HistoryUnavailable",
     "IdentityConfig",

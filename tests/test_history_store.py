@@ -15,6 +15,7 @@ import pytest
 
 from components import ChatMessage, HistoryUnavailable, InvalidHistoryStore, InvalidId, InvalidMessageId, open_history_store
 from components.history_url import HistoryUrl, redact
+from components.history_writer import QUEUE_LIMIT, HistoryWriter
 from components.message_ids import MAX_CLOCK_SKEW, MessageIds, floor_id
 
 from helpers import HistoryPlace, end_process, python_child, wait_for
@@ -235,6 +236,66 @@ def test_sqlite_that_cannot_open_is_unavailable_then_retried_with_backoff(tmp_pa
         store.close()
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2 and "unavailable" in messages[0] and "reachable again" in messages[1]
+
+
+# -- the writer thread ------------------------------------------------------------------------------
+
+
+def test_writer_waits_out_an_unavailable_store_then_writes_everything(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder")
+    place = HistoryPlace(f"sqlite:///{blocker / 'h.sqlite3'}", "presence_chat")
+    writer = HistoryWriter(place.store(), org=ORG).start()
+    made = messages_at(Clock(time.time()), 50)
+    try:
+        for message in made:
+            writer.record(message)
+        assert wait_for(lambda: writer.stats().last_error != "", timeout=5)
+        assert not writer.stats().available
+        blocker.unlink()
+        assert wait_for(lambda: writer.stats().stored == 50, timeout=10), writer.stats()
+    finally:
+        writer.close()
+        writer.store.close()
+    assert place.ids() == [m.id for m in made]
+    assert writer.stats().dropped == 0
+
+
+def test_writer_prunes_on_a_schedule(history_place: HistoryPlace) -> None:
+    clock = Clock()
+    store = history_place.store(wall=clock, keep=60)
+    store.add(ORG, messages_at(clock, 10, step=1.0))  # from T0 to T0 + 9
+    writer = HistoryWriter(store, org=ORG, prune_every=0.05).start()
+    try:
+        clock.now = T0 + 65.0  # the first five are now older than keep
+        assert wait_for(lambda: len(history_place.rows()) == 5, timeout=5)
+        clock.now = T0 + 68.0  # and three more: pruned again, on the schedule
+        assert wait_for(lambda: len(history_place.rows()) == 2, timeout=5)
+        assert writer.pruned == 8
+    finally:
+        writer.close()
+        store.close()
+
+
+def test_writer_close_writes_what_is_queued(history_place: HistoryPlace) -> None:
+    writer = HistoryWriter(history_place.store(), org=ORG).start()
+    made = messages_at(Clock(time.time()), 300)
+    for message in made:
+        writer.record(message)
+    writer.close(timeout=10)
+    writer.store.close()
+    assert history_place.ids() == [m.id for m in made]
+
+
+def test_writer_queue_is_bounded_and_record_never_blocks(tmp_path: Path) -> None:
+    writer = HistoryWriter(HistoryPlace.sqlite(tmp_path).store(), org=ORG)  # not started: nothing drains
+    message = chat(MessageIds().next())
+    start = time.monotonic()
+    for _ in range(QUEUE_LIMIT + 25):
+        writer.record(message)
+    assert time.monotonic() - start < 2.0
+    assert (writer.stats().queued, writer.stats().dropped) == (QUEUE_LIMIT, 25)
+    writer.store.close()
 
 
 # -- several processes, one SQLite file ----------------------------------------------------------
