@@ -30,7 +30,7 @@ from .events import (
     Snapshot,
     TypingChanged,
 )
-from .history import HistoryStore, open_history_store
+from .history import HistoryStore, history_store_for, open_history_store
 from .history_writer import HistoryStats
 from .ids import check_id
 from .presence import Status, UserPresence
@@ -40,6 +40,7 @@ from .settings import (
     BrokerConfig,
     ChatPanelSettings,
     CursorOverlaySettings,
+    HistoryConfig,
     IdentityConfig,
     PresenceListSettings,
     ReactionsSettings,
@@ -65,6 +66,7 @@ __all__ = [
     "CursorOverlaySettings",
     "Device",
     "Event",
+    "HistoryConfig",
     "HistoryStats",
     "HistoryStore",
     "HistoryUnavailable",
@@ -95,6 +97,7 @@ __all__ = [
     "UserPresence",
     "WidgetSettings",
     "check_id",
+    "history_store_for",
     "load_app_file",
     "load_app_text",
     "open_history_store",

@@ -36,7 +36,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -46,9 +46,13 @@ from .events import ChatMessage
 from .history_url import HistoryUrl
 from .ids import check_id
 from .message_ids import check_message_id, floor_id
+from .settings import HistoryConfig
 
 log = logging.getLogger(__name__)
 
+HISTORY_URL_VARIABLE = "PRESENCE_HISTORY_URL"
+"""Replaces the app file's `history.url` (a relative SQLite path is then taken from the
+working directory)."""
 DEFAULT_KEEP = 30 * 86400.0
 """Seconds a message is kept: 30 days (Ably Chat's default)."""
 DEFAULT_TABLE = "presence_chat"
@@ -331,3 +335,8 @@ def open_history_store(
 
     return PostgresHistory(parsed, table=table, keep=keep, wall=wall, monotonic=monotonic)
 
+
+def history_store_for(config: HistoryConfig, *, environ: Mapping[str, str]) -> HistoryStore:
+    """The store an app file's `history` section names, `PRESENCE_HISTORY_URL` winning
+    over its url. Not connected yet (see open_history_store)."""
+    return open_history_store(environ.get(HISTORY_URL_VARIABLE) or config.url, table=config.table, keep=config.keep)
