@@ -36,8 +36,11 @@ def mqtt(shared_broker: MosquittoBroker, prefix: str) -> BrokerSettings:
 
 
 @pytest.fixture
-def sessions() -> Iterator[list[PresenceSession]]:
-    """Sessions a test starts; whatever is still open is closed at the end."""
+def sessions(request: pytest.FixtureRequest) -> Iterator[list[PresenceSession]]:
+    """Sessions a test starts; whatever is still open is closed at the end, before the
+    test's history place is dropped (a session still running would create it again)."""
+    if "history_place" in request.fixturenames:
+        request.getfixturevalue("history_place")  # set up first, so torn down last
     opened: list[PresenceSession] = []
     yield opened
     for session in opened:
