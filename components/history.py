@@ -82,12 +82,14 @@ class HistoryStore:
     """The interface, and the SQL both backends speak (DB-API 2, `ON CONFLICT DO NOTHING`).
 
     A backend sets PARAM (its placeholder), BEGIN (how a write transaction starts),
-    ERRORS (what its driver raises) and implements `_open()` (a new autocommit
-    connection) and, where needed, `_before_schema()` and `_schema_statements()`."""
+    ERRORS (what its driver raises), ID_TYPE (a text type compared byte by byte, so id
+    order is ULID order whatever the database's collation) and implements `_open()` (a
+    new autocommit connection) and, where needed, `_before_schema()`."""
 
     PARAM: ClassVar[str] = "?"
     BEGIN: ClassVar[str] = "BEGIN"
     ERRORS: ClassVar[tuple[type[Exception], ...]] = ()
+    ID_TYPE: ClassVar[str] = "TEXT"
 
     def __init__(
         self,
@@ -141,7 +143,7 @@ class HistoryStore:
         HistoryUnavailable: either way it is not stored."""
         now = self._wall()
         row = self._row(org, message, now=now)
-        if row[2] < floor_id(now - self.keep):
+        if message.id < floor_id(now - self.keep):
             raise ValueError(f"message {message.id} is older than the history keeps ({self.keep:.0f} s)")
         return self._insert([row]) == 1
 
@@ -295,23 +297,23 @@ class HistoryStore:
     def _sql(self, text: str) -> str:
         return text.replace("?", self.PARAM)
 
+    def _schema_statements(self) -> list[str]:
+        index = self.table.rsplit(".", 1)[-1] + "_by_id"
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.table} ("
+            f" org TEXT NOT NULL, room TEXT NOT NULL, id {self.ID_TYPE} NOT NULL,"
+            " sender TEXT NOT NULL, name TEXT, text TEXT NOT NULL, at DOUBLE PRECISION,"
+            " PRIMARY KEY (org, room, id))",
+            # prune deletes by id alone, across rooms
+            f"CREATE INDEX IF NOT EXISTS {index} ON {self.table} (id)",
+        ]
+
     # -- backend hooks --------------------------------------------------------------------------
     def _open(self) -> Any:
         raise NotImplementedError
 
     def _before_schema(self, cursor: Any) -> None:
         """Run inside the schema transaction before the CREATE statements."""
-
-    def _schema_statements(self) -> list[str]:
-        index = self.table.rsplit(".", 1)[-1] + "_by_id"
-        return [
-            f"CREATE TABLE IF NOT EXISTS {self.table} ("
-            " org TEXT NOT NULL, room TEXT NOT NULL, id TEXT NOT NULL,"
-            " sender TEXT NOT NULL, name TEXT, text TEXT NOT NULL, at DOUBLE PRECISION,"
-            " PRIMARY KEY (org, room, id))",
-            # prune deletes by id alone, across rooms
-            f"CREATE INDEX IF NOT EXISTS {index} ON {self.table} (id)",
-        ]
 
 
 def open_history_store(

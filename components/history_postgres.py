@@ -28,6 +28,7 @@ class PostgresHistory(HistoryStore):
     PARAM: ClassVar[str] = "%s"
     BEGIN: ClassVar[str] = "BEGIN"
     ERRORS: ClassVar[tuple[type[Exception], ...]] = (psycopg.Error,) if psycopg is not None else ()
+    ID_TYPE: ClassVar[str] = 'TEXT COLLATE "C"'  # a database's locale collation need not sort ULIDs
 
     def __init__(self, *args: Any, **options: Any) -> None:
         if psycopg is None:

@@ -24,6 +24,7 @@ class SqliteHistory(HistoryStore):
     PARAM: ClassVar[str] = "?"
     BEGIN: ClassVar[str] = "BEGIN IMMEDIATE"
     ERRORS: ClassVar[tuple[type[Exception], ...]] = (sqlite3.Error,)
+    ID_TYPE: ClassVar[str] = "TEXT"  # SQLite compares text byte by byte (BINARY) by default
 
     def __init__(self, *args: Any, **options: Any) -> None:
         super().__init__(*args, **options)
