@@ -8,6 +8,7 @@ so that `python -m bench` measures with exactly the machinery the tests check wi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from components import PresenceChanged, PresenceSession, Snapshot, UserPresence
+from components import HistoryStore, PresenceChanged, PresenceSession, Snapshot, UserPresence, open_history_store
 from components.embedded_broker import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,6 +124,73 @@ def join_process(settings, *, user: str, device: str, org: str = "acme", keepali
         end_process(proc)
         raise AssertionError(f"join did not come online: {line!r} {proc.stderr.read() if proc.stderr else ''}")
     return proc
+
+
+# -- chat history databases -----------------------------------------------------------------
+
+POSTGRES_URLS = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
+"""The machines' PostgreSQL (trust auth, database `test`), as whichever user exists."""
+
+
+def postgres_url() -> tuple[str | None, str]:
+    """A URL of the PostgreSQL on 127.0.0.1:5432 that accepts us, or None and why not."""
+    try:
+        import psycopg
+    except ImportError:
+        return None, "psycopg is not installed (pip install -e '.[test]')"
+    why = ""
+    for url in POSTGRES_URLS:
+        try:
+            psycopg.connect(url, connect_timeout=3).close()
+            return url, ""
+        except psycopg.Error as exc:
+            why = str(exc).strip().splitlines()[0]
+    return None, f"no PostgreSQL on 127.0.0.1:5432 ({why})"
+
+
+@dataclass(frozen=True)
+class HistoryPlace:
+    """Where a test or a benchmark keeps chat history: a SQLite file or a schema of its
+    own in PostgreSQL (`schema.chat`, dropped by `drop()`). `rows()` reads it back with
+    the bare driver, never through the store under test."""
+
+    url: str
+    table: str
+
+    @classmethod
+    def sqlite(cls, folder: Path) -> HistoryPlace:
+        return cls(f"sqlite:///{folder / 'history.sqlite3'}", "presence_chat")
+
+    @classmethod
+    def postgres(cls, url: str, *, name: str) -> HistoryPlace:
+        return cls(url, f"{name}.chat")
+
+    def store(self, **options) -> HistoryStore:
+        return open_history_store(self.url, table=self.table, **options)
+
+    def rows(self, *, room: str | None = None) -> list[tuple[str, str, str, str, str]]:
+        """(org, room, id, sender, text) of every stored row (of `room`), sorted."""
+        sql = f"SELECT org, room, id, sender, text FROM {self.table}" + (" WHERE room = ?" if room else "") + " ORDER BY org, room, id"
+        params = (room,) if room else ()
+        if self.url.startswith("sqlite:///"):
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(self.url.removeprefix("sqlite:///"), timeout=10)) as conn:
+                return conn.execute(sql, params).fetchall()
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(sql.replace("?", "%s"), params).fetchall()
+
+    def ids(self, *, room: str | None = None) -> list[str]:
+        return [row[2] for row in self.rows(room=room)]
+
+    def drop(self) -> None:
+        if "." in self.table:
+            import psycopg
+
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {self.table.split('.')[0]} CASCADE")
 
 
 # -- a real Streamlit server ---------------------------------------------------------------

@@ -8,8 +8,11 @@ from .errors import (
     BrokerUnreachable,
     ConfigError,
     ConfigProblem,
+    HistoryUnavailable,
     InvalidBrokerUrl,
+    InvalidHistoryStore,
     InvalidId,
+    InvalidMessageId,
     InvalidPayload,
     MqttError,
     PresenceKitError,
@@ -27,6 +30,8 @@ from .events import (
     Snapshot,
     TypingChanged,
 )
+from .history import HistoryStore, history_store_for, open_history_store
+from .history_writer import HistoryStats
 from .ids import check_id
 from .presence import Status, UserPresence
 from .session import PresenceSession, SessionStats
@@ -35,6 +40,7 @@ from .settings import (
     BrokerConfig,
     ChatPanelSettings,
     CursorOverlaySettings,
+    HistoryConfig,
     IdentityConfig,
     PresenceListSettings,
     ReactionsSettings,
@@ -60,9 +66,15 @@ __all__ = [
     "CursorOverlaySettings",
     "Device",
     "Event",
+    "HistoryConfig",
+    "HistoryStats",
+    "HistoryStore",
+    "HistoryUnavailable",
     "IdentityConfig",
     "InvalidBrokerUrl",
+    "InvalidHistoryStore",
     "InvalidId",
+    "InvalidMessageId",
     "InvalidPayload",
     "MqttError",
     "PresenceChanged",
@@ -85,6 +97,8 @@ __all__ = [
     "UserPresence",
     "WidgetSettings",
     "check_id",
+    "history_store_for",
     "load_app_file",
     "load_app_text",
+    "open_history_store",
 ]

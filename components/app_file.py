@@ -29,11 +29,13 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError, val
 from jsonschema.exceptions import best_match
 
 from .errors import ConfigError, ConfigProblem
+from .history_url import HistoryUrl, passwords_in, url_problem
 from .schema_files import load_schema
 from .settings import (
     AccessConfig,
     AppSettings,
     BrokerConfig,
+    HistoryConfig,
     IdentityConfig,
     LimitsConfig,
     PresenceListSettings,
@@ -47,6 +49,7 @@ SUPPORTED_VERSION = 1
 
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 def load_app_file(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> AppSettings:
@@ -195,7 +198,7 @@ def _substitute(value: object, path: JsonPath, environ: Mapping[str, str]) -> tu
         return text, problems
     result = EnvValue(text)
     result.reference = value
-    result.whole = bool(re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", value))
+    result.whole = bool(_ENV_REFERENCE.fullmatch(value))
     return result, problems
 
 
@@ -211,6 +214,8 @@ def _validator() -> Draft202012Validator:
       where they always apply (a test holds the schema to that), never under `if`,
       `not`, `anyOf` or `oneOf`, where a branch that fails would still leave them.
     - `x-env-only: true` marks a secret: the value must be exactly one ${NAME}.
+    - `x-history-url: true`: a history URL (components.history_url says which), whose
+      password, if any, is written as ${NAME} (or the whole URL is one ${NAME}).
     """
     properties = Draft202012Validator.VALIDATORS["properties"]
 
@@ -226,7 +231,19 @@ def _validator() -> Draft202012Validator:
             yield ValidationError("never write a secret in the app file: write a reference such as "
                                   "'${MQTT_PASSWORD}' and set that environment variable")
 
-    cls = validators.extend(Draft202012Validator, {"properties": fill_then_check, "x-env-only": env_only})
+    def history_url(validator, enabled, instance, schema) -> Iterator[ValidationError]:
+        if not enabled or not validator.is_type(instance, "string"):
+            return
+        if (problem := url_problem(instance)) is not None:
+            yield ValidationError(f"not a history URL: {problem}")  # never echoes the URL: it may hold a password
+        elif not getattr(instance, "whole", False) and any(
+            not _ENV_REFERENCE.fullmatch(p) for p in passwords_in(getattr(instance, "reference", instance))
+        ):
+            yield ValidationError("never write a password in the app file: write it as ${NAME} (for example "
+                                  "postgresql://app:${PGPASSWORD}@db/chat) or set PRESENCE_HISTORY_URL or PGPASSWORD")
+
+    extra = {"properties": fill_then_check, "x-env-only": env_only, "x-history-url": history_url}
+    cls = validators.extend(Draft202012Validator, extra)
     return cls(load_schema("app"), format_checker=FormatChecker())
 
 
@@ -321,6 +338,7 @@ def _settings(data: dict, *, base_dir: Path | None) -> AppSettings:
         identity=_typed(IdentityConfig, data["identity"]),
         limits=_typed(LimitsConfig, data["limits"]),
         access=_typed(AccessConfig, data["access"]),
+        history=_typed(HistoryConfig, data["history"], url=HistoryUrl.parse(data["history"]["url"], base_dir=base_dir).url),
         widgets=tuple(_widget(w, rooms) for w in data["widgets"]),
     )
 

@@ -49,6 +49,7 @@ class Device(ReconnectingClient):
         cursor_hz: float = MAX_CURSOR_HZ,
         message_ids: MessageIds,
         audience: Callable[[str, str], bool] | None = None,
+        store_first: Callable[[ChatMessage], object] | None = None,
         on_closed: Callable[[Device], None] | None = None,
     ) -> None:
         self.user = check_id(user, kind="user")
@@ -69,6 +70,7 @@ class Device(ReconnectingClient):
         self._cursor_timer: dict[str, Timer] = {}
         self._message_ids = message_ids
         self._audience = audience
+        self._store_first = store_first
         self._on_closed = on_closed
         self.reasserted = 0
         self.cursors_sent = 0
@@ -199,7 +201,13 @@ class Device(ReconnectingClient):
 
     def send_chat(self, room: str, text: str) -> ChatMessage:
         """Publish a chat message (QoS 1). While disconnected it waits in a small outbox
-        and goes out on reconnect."""
+        and goes out on reconnect.
+
+        When the session has a history store, the message is stored first and published
+        only once it is: this call then blocks for the write (run it in a worker thread
+        from async code, never on the network thread) and raises HistoryUnavailable, or
+        what is wrong with the message, without publishing anything when it could not
+        be stored."""
         check_id(room, kind="room")
         message = ChatMessage(
             id=self._message_ids.next(), room=room, user=self.user, text=text, name=self.name, at=round(self.wiring.wall(), 3)
@@ -209,6 +217,8 @@ class Device(ReconnectingClient):
             doc["name"] = self.name
         payload = encode("chat", doc)
         topic = self._room_topic("chat", room)
+        if self._store_first is not None:
+            self._store_first(message)
 
         def publish(conn: Connection | None) -> None:
             if conn is None:

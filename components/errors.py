@@ -1,16 +1,21 @@
 """The kit's exceptions, one tree so callers can catch as broadly as they need:
 
     PresenceKitError
-    ├── InvalidId          (also ValueError)  an org/room/user/device id outside ^[A-Za-z0-9_.-]{1,64}$
-    ├── InvalidBrokerUrl   (also ValueError)  a broker URL that is not mqtt[s]://host[:port]
-    ├── InvalidPayload     (also ValueError)  a wire payload that breaks its JSON Schema
-    ├── InvalidToken                          a tab's token that is malformed, forged, expired
-    │                                         or bound to another device
-    ├── ConfigError                           an app file that is unreadable or invalid
-    │   │                                     (its `problems`: ConfigProblem, FILE:LINE:COL: $.path: message)
-    │   └── TokenKeyError                     PRESENCE_TOKEN_KEY is too short
-    └── MqttError                             a paho return or reason code, named
-        └── BrokerUnreachable                 the TCP/TLS connection or CONNACK failed
+    ├── InvalidId           (also ValueError)  an org/room/user/device id outside ^[A-Za-z0-9_.-]{1,64}$
+    │   └── InvalidMessageId                   a chat message id that is not a ULID, or one stamped in the future
+    ├── InvalidBrokerUrl    (also ValueError)  a broker URL that is not mqtt[s]://host[:port]
+    ├── InvalidHistoryStore (also ValueError)  a history URL or table the kit cannot use as written
+    │                                          (its text shows the URL with the password redacted)
+    ├── InvalidPayload      (also ValueError)  a wire payload that breaks its JSON Schema
+    ├── InvalidToken                           a tab's token that is malformed, forged, expired
+    │                                          or bound to another device
+    ├── ConfigError                            an app file that is unreadable or invalid
+    │   │                                      (its `problems`: ConfigProblem, FILE:LINE:COL: $.path: message)
+    │   └── TokenKeyError                      PRESENCE_TOKEN_KEY is too short
+    ├── MqttError                              a paho return or reason code, named
+    │   └── BrokerUnreachable                  the TCP/TLS connection or CONNACK failed
+    └── HistoryUnavailable                     the chat history store cannot be reached or failed a read
+                                               or write; a message it was given is not stored
 """
 
 from __future__ import annotations
@@ -26,8 +31,19 @@ class InvalidId(PresenceKitError, ValueError):
     """An id that could become an MQTT wildcard, a separator or another user's topic."""
 
 
+class InvalidMessageId(InvalidId):
+    """A chat message id that is not a ULID (26 Crockford base32 characters, at most
+    7ZZZZZZZZZZZZZZZZZZZZZZZZZ), or stamped in the future (message_ids.MAX_CLOCK_SKEW):
+    it would sort after every real message for as long as it lives."""
+
+
 class InvalidBrokerUrl(PresenceKitError, ValueError):
     """A broker URL the kit cannot connect to as written."""
+
+
+class InvalidHistoryStore(PresenceKitError, ValueError):
+    """A history URL (sqlite:///PATH or postgresql://...) or table name the kit cannot use
+    as written, or a backend whose driver is not installed. Its text never shows a password."""
 
 
 class InvalidPayload(PresenceKitError, ValueError):
@@ -82,3 +98,9 @@ class MqttError(PresenceKitError):
 
 class BrokerUnreachable(MqttError):
     """No MQTT session could be established with the broker."""
+
+
+class HistoryUnavailable(PresenceKitError):
+    """The chat history store could not be reached, or a read or write failed. A message
+    whose write raised this was not stored (and, when sent through a device, not
+    published): the sender can keep it and try again. The text never shows a password."""

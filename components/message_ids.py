@@ -1,15 +1,26 @@
 """Chat message ids: ULIDs (48-bit millisecond time + 80 random bits, Crockford
 base32), strictly increasing within the process, so "read up to" has a total order
-and sorting ids sorts messages in time."""
+and sorting ids sorts messages in time.
+
+Ids are chosen by whoever publishes, so a stored id is checked first
+(check_message_id): 26 characters of the schema's alphabet whose value fits 128 bits
+(first character 0-7), not stamped in the future (MAX_CLOCK_SKEW). Because ids sort by
+time, "everything from time t on" is simply `id >= floor_id(t)`.
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
 from ulid import ULID
 
 from .epochs import StrictlyIncreasing
+from .errors import InvalidMessageId
+
+MESSAGE_ID_PATTERN = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+"""The chat schema's id pattern (`^[0-9A-HJKMNP-TV-Z]{26}$`) narrowed to 128 bits."""
 
 
 class MessageIds:
@@ -43,3 +54,22 @@ def id_time(message_id: str) -> float:
 def from_the_future(message_id: str, *, now: float) -> bool:
     """Is this id's time more than MAX_CLOCK_SKEW ahead of `now`?"""
     return id_time(message_id) > now + MAX_CLOCK_SKEW
+
+
+def check_message_id(value: object, *, now: float | None = None) -> str:
+    """Return `value` if it is a ULID (not from the future of `now`, when given), else
+    raise InvalidMessageId naming the value and the rule."""
+    if not isinstance(value, str) or not MESSAGE_ID_PATTERN.fullmatch(value):
+        raise InvalidMessageId(
+            f"invalid message id {value!r}: a message id is a ULID, 26 characters of 0-9 and "
+            "A-Z without I, L, O and U, starting with 0-7"
+        )
+    if now is not None and from_the_future(value, now=now):
+        raise InvalidMessageId(f"message id {value!r} is stamped {id_time(value) - now:.0f} s in the future (at most {MAX_CLOCK_SKEW:.0f} s allowed)")
+    return value
+
+
+def floor_id(at: float) -> str:
+    """The smallest id of the millisecond `at` (Unix seconds): every id made at or after
+    `at` sorts at or after it, every id made before sorts before it."""
+    return str(ULID.from_int(max(0, int(at * 1000)) << 80))

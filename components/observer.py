@@ -15,6 +15,9 @@ queued, and a lost offline is a ghost):
 On 3.1.1 (no retain handling) the live subscription repeats some retained messages;
 they are equal to what is held and change nothing.
 
+Chat history: with a `record` callback (the session's history writer), every chat the
+state accepts, whoever sent it, is handed over as it arrives; the callback only queues.
+
 Offline device topics older than the last-seen retention are cleared (empty retained)
 after each snapshot and periodically, on any broker; MQTT 5 message expiry on offline
 messages and wills does the same inside the broker. So are offline device topics a user
@@ -40,7 +43,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from .events import CursorMoved, Event, TypingChanged
+from .events import ChatMessage, ChatReceived, CursorMoved, Event, TypingChanged
 from .mqtt_connection import Connection, Subscription
 from .network_loop import Timer
 from .org_state import OrgState
@@ -72,12 +75,14 @@ class Observer(ReconnectingClient):
         state: OrgState,
         lock: threading.RLock,
         emit: Callable[[list[Event]], None],
+        record: Callable[[ChatMessage], None] | None = None,
         surplus_after: float = SURPLUS_AFTER,
     ) -> None:
         super().__init__(wiring, client_prefix=f"{wiring.org}:observer:{os.getpid()}")
         self.state = state
         self._lock = lock
         self._emit = emit
+        self._record = record
         self._surplus_after = surplus_after
         self._reap_every = surplus_after
         self._sync_topic = ""
@@ -154,6 +159,10 @@ class Observer(ReconnectingClient):
             del self._probed[topic]  # the device answered: it lives
         with self._lock:
             events = self.state.receive(topic, payload, retained=retained, wall=self.wiring.wall(), mono=self.wiring.monotonic())
+        if self._record is not None:  # every chat seen, whoever sent it, goes to the history
+            for event in events:
+                if isinstance(event, ChatReceived):
+                    self._record(event.message)  # only queues: never blocks this thread
         if not events or (retained and self.state.resyncing):
             return  # a resync's retained state reaches listeners as one Snapshot at its end
         if not self._pending:

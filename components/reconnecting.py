@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .backoff import Backoff
 from .broker import BrokerSettings
 from .epochs import EpochClock
 from .errors import BrokerUnreachable
@@ -41,26 +41,6 @@ class Wiring:
     def will_delay(self) -> int:
         """MQTT 5 Will Delay Interval: the leave grace, whole seconds."""
         return math.ceil(self.leave_grace)
-
-
-class Backoff:
-    """0.25 s, 0.5 s, 1 s ... capped at 3 s, each with +-20 % jitter so a restarted
-    broker is not hit by every client in the same millisecond. The low cap keeps a
-    promise: every live device re-announces within 5 s of the broker coming back,
-    however long it was away (observers rely on it to find ghosts, see observer.py)."""
-
-    def __init__(self, *, first: float = 0.25, cap: float = 3.0) -> None:
-        self._first = first
-        self._cap = cap
-        self._next = first
-
-    def reset(self) -> None:
-        self._next = self._first
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._cap, self._next * 2)
-        return delay * random.uniform(0.8, 1.2)
 
 
 class ReconnectingClient:

@@ -1,9 +1,10 @@
 """Access to the JSON Schema files under `schemas/`, the single source of truth.
 
 Installed, the schemas are the package `components.schemas` inside the wheel and are
-read with importlib.resources. In a plain source checkout (tests run with the repo on
-sys.path but not installed) that package name is not mapped, so the repository's
-`schemas/` folder beside `components/` is read instead: the same files either way.
+read with importlib.resources. Imported from a source checkout (tests run with the repo
+on sys.path), the checkout's own `schemas/` folder beside `components/` is read, even
+when an editable install of another checkout maps `components.schemas` elsewhere (a
+git worktree beside the main checkout): the schemas always match the code.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pathlib import Path
 
 
 def _schema_dir() -> Traversable:
-    try:
-        return resources.files("components.schemas")
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "schemas"
+    checkout = Path(__file__).resolve().parent.parent / "schemas"
+    if (checkout / "app.schema.json").is_file():
+        return checkout
+    return resources.files("components.schemas")
 
 
 @functools.cache

@@ -11,6 +11,15 @@ One observer connection watches the org (N open tabs cost the broker one
 subscription, not N); every device has its own connection and will. All connections
 share one network thread. Listeners run on one dispatcher thread, in order; a listener
 that raises is logged and counted and the others still run.
+
+Chat history: given a `history_store`, a device's chat is stored before it is
+published (send_chat blocks for the write and raises HistoryUnavailable when it could
+not be stored), and the observer hands every chat it sees on the broker, whoever sent
+it, to the history writer thread, which inserts it unless the store has its id. So every
+replica on one database records everything and they converge; a replica that was down
+finds what it missed in the database, written there by the others. `history()` reads
+it back. An unreachable database is one logged line: presence keeps working and the
+writer retries with backoff.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from .broker import BrokerSettings
 from .device import MAX_CURSOR_HZ, Device
 from .epochs import EpochClock
 from .events import ChatMessage, Event, Snapshot
+from .history import HistoryStore, check_page
+from .history_writer import HistoryStats, HistoryWriter
 from .ids import check_id
 from .message_ids import MessageIds
 from .network_loop import NetworkLoop
@@ -55,6 +66,8 @@ class SessionStats:
     foreign: int
     stale: int
     listener_errors: int
+    history: HistoryStats | None
+    """None: no history store (chat lives in memory only)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +86,7 @@ class PresenceSession:
         cursor_ttl: float = DEFAULT_CURSOR_TTL,
         devices_per_user: int = DEFAULT_PER_USER,
         surplus_after: float = SURPLUS_AFTER,
+        history_store: HistoryStore | None = None,
         observe: bool = True,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -100,7 +114,15 @@ class PresenceSession:
         self.state = OrgState(
             scheme=self.wiring.scheme, org=org, rooms=rooms, history=history, cursor_ttl=cursor_ttl, per_user=devices_per_user
         )
-        self.observer = Observer(self.wiring, state=self.state, lock=self._lock, emit=self._enqueue, surplus_after=surplus_after) if observe else None
+        self.history_store = history_store
+        """Owned by the session from here on: closed with it."""
+        self.history_writer = HistoryWriter(history_store, org=org) if history_store is not None else None
+        record = self.history_writer.record if self.history_writer is not None else None
+        self.observer = (
+            Observer(self.wiring, state=self.state, lock=self._lock, emit=self._enqueue, record=record, surplus_after=surplus_after)
+            if observe
+            else None
+        )
         self._listeners: list[Listener] = []
         self._queue: queue.SimpleQueue[tuple[Listener | None, list[Event]] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch, name="presence-dispatch", daemon=True)
@@ -115,6 +137,8 @@ class PresenceSession:
             self._started = True
             self.network.start()
             self._dispatcher.start()
+            if self.history_writer is not None:
+                self.history_writer.start()
             if self.observer is not None:
                 self.observer.start()
         return self
@@ -125,6 +149,9 @@ class PresenceSession:
             device.close(timeout=timeout)
         if self.observer is not None:
             self.observer.close()
+        if self.history_writer is not None:
+            self.history_writer.close(timeout)  # writes what the observer queued
+            self.history_store.close()  # type: ignore[union-attr]
         self._queue.put(None)
         self._dispatcher.join(timeout)
         # let DISCONNECTs reach the socket before the loop stops
@@ -205,6 +232,7 @@ class PresenceSession:
             cursor_hz=cursor_hz,
             message_ids=self._message_ids,
             audience=self._others_in_room if self.observer is not None else None,
+            store_first=self._store_first if self.history_store is not None else None,
             on_closed=self._forget_device,
         )
         with self._lock:
@@ -214,6 +242,27 @@ class PresenceSession:
             self._devices[(user, device)] = dev
         dev.start()
         return dev
+
+    # -- chat history ----------------------------------------------------------------------
+    def history(self, room: str, *, before: str | None = None, limit: int = 50) -> list[ChatMessage]:
+        """Up to `limit` (1-500) chat messages of `room` with ids below `before` (None:
+        the latest), oldest first; walking back with `before=page[0].id` gives each
+        message once, in order, while new ones arrive. With a history store this reads
+        the database (blocking; raises HistoryUnavailable when it cannot); without one,
+        the recent messages this process holds in memory."""
+        check_page(room, before=before, limit=limit)
+        if self.history_store is not None:
+            return self.history_store.page(self.org, room, before=before, limit=limit)
+        with self._lock:
+            state = self.state.rooms.get(room)
+            held = state.snapshot().messages if state is not None else ()
+        earlier = [m for m in held if before is None or m.id < before]
+        return earlier[-limit:]
+
+    def _store_first(self, message: ChatMessage) -> None:
+        """A device's message goes into the store before it is published."""
+        assert self.history_store is not None
+        self.history_store.add_one(self.org, message)
 
     def find_message(self, room: str, message_id: str) -> ChatMessage | None:
         """A recent chat message of `room` held in memory, by id."""
@@ -247,4 +296,5 @@ class PresenceSession:
             foreign=counters.foreign,
             stale=counters.stale,
             listener_errors=self.listener_errors,
+            history=self.history_writer.stats() if self.history_writer is not None else None,
         )

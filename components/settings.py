@@ -60,6 +60,15 @@ class AccessConfig:
 
 
 @dataclass(frozen=True)
+class HistoryConfig:
+    url: str = field(repr=False)  # may hold a password (from the environment)
+    """A relative SQLite path is already resolved against the app file's folder."""
+    keep: int
+    """Seconds."""
+    table: str
+
+
+@dataclass(frozen=True)
 class PresenceListSettings:
     type: ClassVar[str] = "presence_list"
     room: str | None  # None: everyone in the org
@@ -135,4 +144,5 @@ class AppSettings:
     identity: IdentityConfig
     limits: LimitsConfig
     access: AccessConfig
+    history: HistoryConfig
     widgets: tuple[WidgetSettings, ...]

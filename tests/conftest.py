@@ -1,6 +1,7 @@
 """Fixtures: real Mosquitto brokers spawned on free loopback ports, spoken to over
 MQTT 5 and 3.1.1, and per-test topic prefixes so retained state never leaks between
-tests."""
+tests; chat history in real SQLite files and in a schema of the test's own on the
+PostgreSQL at 127.0.0.1:5432."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from components import BrokerSettings, PresenceSession
 from components.embedded_broker import MosquittoBroker
 
-from helpers import Watcher
+from helpers import HistoryPlace, Watcher, postgres_url
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -76,6 +77,30 @@ def watcher(make_session) -> Watcher:
     session = make_session()
     assert session.wait_synced(5), "watcher did not get its snapshot"
     return Watcher(session)
+
+
+# -- chat history --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> str:
+    """The URL of the PostgreSQL on 127.0.0.1:5432 (skips the test when there is none)."""
+    url, why = postgres_url()
+    if url is None:
+        pytest.skip(why)
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def history_place(request: pytest.FixtureRequest, tmp_path) -> Iterator[HistoryPlace]:
+    """A SQLite file in tmp_path, or a schema of this test's own in PostgreSQL
+    (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield HistoryPlace.sqlite(tmp_path)
+        return
+    place = HistoryPlace.postgres(request.getfixturevalue("postgres"), name=f"t{uuid.uuid4().hex[:12]}")
+    yield place
+    place.drop()
 
 
 # -- end-to-end: real Streamlit servers and headless Chromium ----------------------------

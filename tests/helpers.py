@@ -6,9 +6,14 @@ import json
 import threading
 from collections.abc import Callable
 
-from bench.harness import REPO, Seen, Watcher, end_process, join_process, kit_env, python_child, tab_hello, wait_for
+from bench.harness import (
+    REPO, HistoryPlace, Seen, Watcher, end_process, join_process, kit_env, postgres_url, python_child, tab_hello, wait_for,
+)
 
-__all__ = ["REPO", "RawSubscriber", "RawTab", "Seen", "Watcher", "end_process", "join_process", "kit_env", "python_child", "wait_for"]
+__all__ = [
+    "REPO", "HistoryPlace", "RawSubscriber", "RawTab", "Seen", "Watcher", "end_process", "join_process", "kit_env",
+    "postgres_url", "python_child", "wait_for",
+]
 
 
 class RawTab:

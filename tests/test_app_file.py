@@ -20,6 +20,7 @@ from components.settings import (
     AppSettings,
     BrokerConfig,
     ChatPanelSettings,
+    HistoryConfig,
     IdentityConfig,
     TlsConfig,
     TypingIndicatorSettings,
@@ -131,6 +132,7 @@ def test_schema_lists_exactly_the_widget_types_settings_knows():
         (BrokerConfig, APP["properties"]["broker"]),
         (TlsConfig, APP["properties"]["broker"]["properties"]["tls"]),
         (IdentityConfig, APP["properties"]["identity"]),
+        (HistoryConfig, APP["properties"]["history"]),
         *[(WIDGET_SETTINGS[name], schema) for name, schema in widget_defs().items()],
     ],
     ids=lambda v: getattr(v, "__name__", ""),
@@ -354,6 +356,57 @@ def test_literal_password_is_refused_without_echoing_it():
 def test_values_from_the_environment_are_never_echoed():
     problem = only_problem(f"{MINIMAL}broker: {{url: '${{URL}}'}}\n", environ={"URL": "http://u:s3cret@h"})
     assert "s3cret" not in problem.message and "'${URL}'" in problem.message
+
+
+# -- chat history ---------------------------------------------------------------------------
+
+
+def test_history_defaults_come_from_the_schema_and_sit_beside_the_app_file(tmp_path):
+    app_file = tmp_path / "app.yaml"
+    app_file.write_text(MINIMAL)
+    history = load_app_file(app_file, environ={}).history
+    defaults = {name: prop["default"] for name, prop in APP["properties"]["history"]["properties"].items()}
+    assert defaults["url"] == "sqlite:///.presence-kit/history.sqlite3"
+    assert history.url == f"sqlite:///{tmp_path}/.presence-kit/history.sqlite3"
+    assert (history.keep, history.table) == (defaults["keep"], defaults["table"]) == (30 * 86400, "presence_chat")
+    app_file.write_text(f"{MINIMAL}history: {{url: 'sqlite:////srv/chat.db', keep: 3600, table: chat}}\n")
+    assert load_app_file(app_file, environ={}).history == HistoryConfig(url="sqlite:////srv/chat.db", keep=3600, table="chat")
+
+
+def test_history_url_passwords_come_only_from_the_environment():
+    env = {"PW": "hunter2", "URL": "postgresql://app:hunter2@db/chat"}
+    for url in ["postgresql://app:hunter2@db/chat", "postgresql://db/chat?password=hunter2", "postgresql://app:x${PW}@db/chat"]:
+        problem = only_problem(f"{MINIMAL}history: {{url: '{url}'}}\n", environ=env)
+        assert problem.path == "$.history.url" and "never write a password" in problem.message
+        assert "hunter2" not in problem.message
+    for url in ["postgresql://app:${PW}@db/chat", "${URL}", "postgres://db/chat?sslmode=require"]:
+        assert load_app_text(f"{MINIMAL}history: {{url: '{url}'}}\n", environ=env).history.url.startswith("postgres")
+    assert "hunter2" not in repr(load_app_text(f"{MINIMAL}history: {{url: '${{URL}}'}}\n", environ=env))
+
+
+def test_bad_history_settings_are_refused_without_echoing_the_url():
+    env = {"URL": "mysql://app:hunter2@db/chat"}
+    problem = only_problem(f"{MINIMAL}history: {{url: '${{URL}}'}}\n", environ=env)
+    assert problem.path == "$.history.url" and "not a history URL" in problem.message and "hunter2" not in problem.message
+    assert only_problem(f"{MINIMAL}history: {{url: 'sqlite:///'}}\n").path == "$.history.url"
+    assert only_problem(f"{MINIMAL}history: {{keep: 10}}\n").path == "$.history.keep"
+    assert only_problem(f"{MINIMAL}history: {{table: 'Chat; drop'}}\n").path == "$.history.table"
+    assert "did you mean 'keep'" in only_problem(f"{MINIMAL}history: {{kept: 60}}\n").message
+
+
+def test_the_schema_table_rule_is_the_python_table_rule():
+    from components.history import TABLE_PATTERN
+
+    assert APP["properties"]["history"]["properties"]["table"]["pattern"] == TABLE_PATTERN.pattern
+
+
+def test_presence_history_url_wins_over_the_app_file(tmp_path):
+    from components import history_store_for
+
+    config = load_app_text(f"{MINIMAL}history: {{url: 'sqlite:////srv/chat.db', keep: 600, table: chat}}\n", environ={}).history
+    assert history_store_for(config, environ={}).url.path == Path("/srv/chat.db")
+    store = history_store_for(config, environ={"PRESENCE_HISTORY_URL": f"sqlite:///{tmp_path}/env.db"})
+    assert (store.url.path, store.table, store.keep) == (tmp_path / "env.db", "chat", 600)
 
 
 # -- what plain PyYAML would let through ------------------------------------------------------

@@ -87,10 +87,13 @@ def readme_blocks(language: str) -> list[str]:
 
 
 def test_readme_example_is_valid_and_its_mistakes_print_as_shown(tmp_path):
-    complete, mistaken = readme_blocks("yaml")
-    (tmp_path / "complete.yaml").write_text(complete, encoding="utf-8")
+    *examples, mistaken = readme_blocks("yaml")  # every example, then the one with mistakes
+    for i, example in enumerate(examples):
+        (tmp_path / f"example{i}.yaml").write_text(example, encoding="utf-8")
     (tmp_path / "app.yaml").write_text(mistaken, encoding="utf-8")
-    assert run("validate", "complete.yaml", cwd=tmp_path).returncode == 0
+    assert len(examples) >= 2
+    for i in range(len(examples)):
+        assert run("validate", f"example{i}.yaml", cwd=tmp_path).returncode == 0, examples[i]
 
     (console,) = [b for b in readme_blocks("console") if b.startswith("$ python -m components validate")]
     shown = console.splitlines()

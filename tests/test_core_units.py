@@ -10,10 +10,10 @@ import pytest
 import components
 from components.broker import BrokerSettings
 from components.epochs import EpochClock
-from components.errors import InvalidBrokerUrl, InvalidId, InvalidPayload
+from components.errors import InvalidBrokerUrl, InvalidId, InvalidMessageId, InvalidPayload
 from components.events import PresenceChanged, ReceiptMoved, TypingChanged, CursorMoved
 from components.ids import check_id
-from components.message_ids import MessageIds
+from components.message_ids import MAX_CLOCK_SKEW, MessageIds, check_message_id, floor_id, id_time
 from components.org_state import OrgState
 from components.payloads import decode, encode
 from components.presence import DevicePresence, PresenceBook, aggregate
@@ -132,6 +132,19 @@ def test_message_ids_are_time_ordered_and_strictly_increasing() -> None:
     assert made == sorted(made) and len(set(made)) == 100
     later = MessageIds(wall=lambda: 1_700_000_001.0).next()
     assert later > made[-1]
+
+
+def test_message_ids_are_checked_and_floor_ids_bound_a_time() -> None:
+    now = 1_700_000_000.0
+    made = MessageIds(wall=lambda: now).next()
+    assert check_message_id(made, now=now) == made and abs(id_time(made) - now) < 0.001
+    assert floor_id(now) <= made < floor_id(now + 0.001)
+    ahead = MessageIds(wall=lambda: now + MAX_CLOCK_SKEW + 1).next()
+    assert check_message_id(ahead) == ahead  # the format alone is fine
+    for bad in [ahead, made.lower(), made[:-1], made[:-1] + "U", "8" + made[1:], None, 7]:
+        with pytest.raises(InvalidMessageId):
+            check_message_id(bad, now=now)
+    assert issubclass(InvalidMessageId, InvalidId) and issubclass(InvalidMessageId, ValueError)
 
 
 def test_broker_urls() -> None:
