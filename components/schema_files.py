@@ -1,9 +1,11 @@
 """Access to the JSON Schema files under `schemas/`, the single source of truth.
 
-Installed, the schemas are the package `components.schemas` inside the wheel and are
-read with importlib.resources. In a plain source checkout (tests run with the repo on
-sys.path but not installed) that package name is not mapped, so the repository's
-`schemas/` folder beside `components/` is read instead: the same files either way.
+Installed, the schemas are the package `components.schemas` inside the wheel. In a
+source checkout (tests run with the repo on sys.path) they are the repository's
+`schemas/` folder beside `components/`. The folder that belongs to the imported
+package is read first: an editable install of another checkout maps the package name
+`components.schemas` to *that* checkout's folder, which may hold other schemas.
+importlib.resources is the fallback (e.g. a zipped install).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from pathlib import Path
 
 
 def _schema_dir() -> Traversable:
-    try:
-        return resources.files("components.schemas")
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "schemas"
+    package = Path(__file__).resolve().parent
+    for folder in (package / "schemas", package.parent / "schemas"):  # a wheel, a checkout
+        if (folder / "app.schema.json").is_file():
+            return folder
+    return resources.files("components.schemas")
 
 
 @functools.cache
