@@ -6,7 +6,9 @@
          --rooms the widgets name exist--> AppSettings
 
 Every problem found on the way is reported, all at once, as
-`FILE:LINE:COL: $.json.path: message` (a ConfigError), never as a traceback. The schema
+`FILE:LINE:COL: $.json.path: message` (a ConfigError), never as a traceback. A `${NAME}`
+whose variable is not set is an error for an app that starts (load_app_*) and a
+warning for a file that is only checked (check_app_*, the editor, `validate`). The schema
 is the single source of truth: its defaults are filled in while validating, and no rule
 or default is written again here. Pure apart from reading the file: no sockets, no
 threads, no Streamlit.
@@ -21,7 +23,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -47,21 +49,63 @@ _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+@dataclass(frozen=True)
+class AppFileCheck:
+    """What checking one app file found.
+
+    `problems` make the file invalid. `unset` are the `${NAME}` references whose variable
+    is not set here: warnings for a file checked without its secrets (in CI, in the
+    editor), errors for an app that starts. `settings` is None when there are problems;
+    otherwise an unset variable reads as an empty string in it.
+    """
+
+    settings: AppSettings | None
+    problems: tuple[ConfigProblem, ...]
+    unset: tuple[ConfigProblem, ...]
+
+    def findings(self, *, require_env: bool) -> list[ConfigProblem]:
+        """The problems and the unset variables in reading order; with `require_env`
+        an unset variable is an error, else a warning."""
+        unset = [replace(p, severity="error") for p in self.unset] if require_env else list(self.unset)
+        return sorted([*self.problems, *unset], key=_reading_order)
+
+    def settings_or_raise(self) -> AppSettings:
+        """The settings, or ConfigError listing every problem and unset variable."""
+        if errors := self.findings(require_env=True):
+            raise ConfigError(*errors)
+        assert self.settings is not None
+        return self.settings
+
+
 def load_app_file(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> AppSettings:
-    """Read, check and type one app file; relative TLS file paths are taken from its folder."""
-    path = Path(path)
-    try:
-        text = _read_text(path)
-    except OSError as exc:  # chained, so validate_command can tell unreadable from invalid
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return _load(text, filename=str(path), environ=environ, base_dir=path.parent)
+    """Read, check and type one app file; relative TLS file paths are taken from its
+    folder. Every `${NAME}` it refers to must be set."""
+    return check_app_file(path, environ=environ).settings_or_raise()
 
 
 def load_app_text(
     text: str, *, filename: str = "<string>", environ: Mapping[str, str] | None = None
 ) -> AppSettings:
     """Check and type the text of an app file; `filename` only labels the problems."""
-    return _load(text, filename=filename, environ=environ, base_dir=None)
+    return check_app_text(text, filename=filename, environ=environ).settings_or_raise()
+
+
+def check_app_file(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> AppFileCheck:
+    """Check one app file without requiring its `${NAME}` variables; ConfigError only
+    when the file cannot be read as text."""
+    path = Path(path)
+    try:
+        text = _read_text(path)
+    except OSError as exc:  # chained, so validate_command can tell unreadable from invalid
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return _check_text(text, filename=str(path), environ=environ, base_dir=path.parent)
+
+
+def check_app_text(
+    text: str, *, filename: str = "<string>", environ: Mapping[str, str] | None = None
+) -> AppFileCheck:
+    """Check the text of an app file without requiring its `${NAME}` variables."""
+    return _check_text(text, filename=filename, environ=environ, base_dir=None)
 
 
 def _read_text(path: Path) -> str:
@@ -79,15 +123,22 @@ def _read_text(path: Path) -> str:
         raise ConfigError(ConfigProblem(str(path), line, column, "$", "the file is not UTF-8 text")) from None
 
 
-def validate_command(files: Sequence[str], *, stderr: TextIO) -> int:
-    """`python -m components validate FILE...`: 0 all valid, 1 any invalid, 2 any unreadable."""
+def validate_command(files: Sequence[str], *, require_env: bool, stderr: TextIO) -> int:
+    """`python -m components validate [--require-env] FILE...`: 0 all valid, 1 any
+    invalid, 2 any unreadable. An unset `${NAME}` is a warning line, or with
+    `require_env` a problem like any other."""
     status = 0
     for name in files:
         try:
-            load_app_file(name)
+            check = check_app_file(name)
         except ConfigError as exc:
             print(exc, file=stderr)
-            status = max(status, 2 if isinstance(exc.__cause__, OSError) else 1)
+            status = 2
+            continue
+        for finding in check.findings(require_env=require_env):
+            print(finding, file=stderr)
+            if finding.severity == "error":
+                status = max(status, 1)
     return status
 
 
@@ -100,15 +151,16 @@ def schema_command(*, stdout: TextIO) -> int:
 # -- the pipeline ------------------------------------------------------------------
 
 
-def _load(text: str, *, filename: str, environ: Mapping[str, str] | None, base_dir: Path | None) -> AppSettings:
+def _check_text(text: str, *, filename: str, environ: Mapping[str, str] | None, base_dir: Path | None) -> AppFileCheck:
     try:
         document = read_yaml(text)
     except YamlError as exc:
-        raise ConfigError(*_located(filename, None, [(p.path, p.message, p.location) for p in exc.problems])) from None
-    data, problems = _check(document, environ=os.environ if environ is None else environ)
-    if problems:
-        raise ConfigError(*_located(filename, document, problems))
-    return _settings(data, base_dir=base_dir)
+        problems = _located(filename, None, [(p.path, p.message, p.location) for p in exc.problems])
+        return AppFileCheck(None, tuple(problems), ())
+    data, problems, unset = _check(document, environ=os.environ if environ is None else environ)
+    located = _located(filename, document, problems)
+    warnings = tuple(replace(p, severity="warning") for p in _located(filename, document, unset))
+    return AppFileCheck(None if located else _settings(data, base_dir=base_dir), tuple(located), warnings)
 
 
 # A problem before it is placed: the path, the message, and where to point (a Location
@@ -116,22 +168,23 @@ def _load(text: str, *, filename: str, environ: Mapping[str, str] | None, base_d
 Found = tuple[JsonPath, str, Any]
 
 
-def _check(document: YamlDocument, *, environ: Mapping[str, str]) -> tuple[dict, list[Found]]:
-    """The checked data with the schema's defaults filled in, and every problem found."""
+def _check(document: YamlDocument, *, environ: Mapping[str, str]) -> tuple[dict, list[Found], list[Found]]:
+    """The checked data with the schema's defaults filled in, every problem found, and
+    the references to variables that are not set."""
     data = document.data
     if not isinstance(data, dict):
         kind = {list: "a list", str: "a string"}.get(type(data), "a single value")
-        return {}, [((), f"an app file is a mapping that starts with 'version: {SUPPORTED_VERSION}', not {kind}", None)]
+        return {}, [((), f"an app file is a mapping that starts with 'version: {SUPPORTED_VERSION}', not {kind}", None)], []
     if "version" in data and data["version"] != SUPPORTED_VERSION:
-        return {}, [(("version",), f"this kit reads app files of version {SUPPORTED_VERSION}, not {data['version']!r}", None)]
+        return {}, [(("version",), f"this kit reads app files of version {SUPPORTED_VERSION}, not {data['version']!r}", None)], []
 
-    data, problems = _substitute(data, (), environ)
-    unset = {path for path, _, _ in problems}  # their values are placeholders: say nothing more
+    data, problems, unset = _substitute(data, (), environ)
+    placeholders = {path for path, _, _ in problems + unset}  # say nothing more about these values
     for error in _validator().iter_errors(data):  # fills in the schema's defaults as it goes
-        problems += (p for p in _explain(error) if p[0] not in unset)
+        problems += (p for p in _explain(error) if p[0] not in placeholders)
     seen = {path for path, _, _ in problems}
     problems += (p for p in _check_rooms(data) if p[0] not in seen)
-    return data, problems
+    return data, problems, unset
 
 
 def _located(filename: str, document: YamlDocument | None, problems: Iterable[Found]) -> list[ConfigProblem]:
@@ -140,7 +193,11 @@ def _located(filename: str, document: YamlDocument | None, problems: Iterable[Fo
         if document is not None and not isinstance(where, Location):
             where = document.locate(path, at_key=where == "at_key")
         located.add(ConfigProblem(filename, where.line, where.column, json_path(path), message))
-    return sorted(located, key=lambda p: (p.line, p.column, p.path, p.message))
+    return sorted(located, key=_reading_order)
+
+
+def _reading_order(problem: ConfigProblem) -> tuple[int, int, str, str]:
+    return (problem.line, problem.column, problem.path, problem.message)
 
 
 # -- ${NAME} from the environment ---------------------------------------------------
@@ -157,21 +214,21 @@ class EnvValue(str):
         return repr(self.reference)
 
 
-def _substitute(value: object, path: JsonPath, environ: Mapping[str, str]) -> tuple[object, list[Found]]:
-    if isinstance(value, dict):
-        problems: list[Found] = []
-        result = {}
-        for key, item in value.items():
-            result[key], found = _substitute(item, path + (key,), environ)
-            problems += found
-        return result, problems
-    if isinstance(value, list):
-        pairs = [_substitute(item, path + (i,), environ) for i, item in enumerate(value)]
-        return [v for v, _ in pairs], [p for _, found in pairs for p in found]
+def _substitute(value: object, path: JsonPath, environ: Mapping[str, str]) -> tuple[object, list[Found], list[Found]]:
+    """The value with every ${NAME} replaced, the malformed references, and the
+    references to variables that are not set (replaced by an empty string)."""
+    if isinstance(value, dict | list):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        done = {key: _substitute(item, path + (key,), environ) for key, item in items}
+        values = {key: v for key, (v, _, _) in done.items()}
+        problems = [p for _, found, _ in done.values() for p in found]
+        unset = [p for _, _, found in done.values() for p in found]
+        return (values if isinstance(value, dict) else list(values.values())), problems, unset
     if not isinstance(value, str) or "$" not in value:
-        return value, []
+        return value, [], []
 
-    problems = []
+    problems: list[Found] = []
+    unset: list[Found] = []
     used = False
 
     def replace(match: re.Match[str]) -> str:
@@ -184,17 +241,17 @@ def _substitute(value: object, path: JsonPath, environ: Mapping[str, str]) -> tu
             return ""
         used = True
         if name not in environ:
-            problems.append((path, f"the environment variable {name} is not set", None))
+            unset.append((path, f"the environment variable {name} is not set", None))
             return ""
         return environ[name]
 
     text = _REFERENCE.sub(replace, value)
     if not used:
-        return text, problems
+        return text, problems, unset
     result = EnvValue(text)
     result.reference = value
     result.whole = bool(re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", value))
-    return result, problems
+    return result, problems, unset
 
 
 # -- JSON Schema ---------------------------------------------------------------------

@@ -71,6 +71,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check app files against the schema")
     validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--require-env", action="store_true", help="an unset ${NAME} is an error, not a warning")
 
     commands.add_parser("schema", help="print the app-file JSON Schema")
     return parser
@@ -213,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             from .app_file import validate_command
 
-            return validate_command(args.files, stderr=sys.stderr)
+            return validate_command(args.files, require_env=args.require_env, stderr=sys.stderr)
         if args.command == "schema":
             from .app_file import schema_command
 

@@ -339,6 +339,24 @@ def test_unset_variable_is_named_with_its_path():
     assert problem.message == "the environment variable MQTT_PASSWORD is not set"
 
 
+def test_a_checked_file_may_leave_its_variables_unset_but_an_app_may_not():
+    from components.app_file import check_app_text
+
+    text = f"{MINIMAL}broker:\n  url: mqtt://h\n  username: ${{MQTT_USER}}\n  password: ${{MQTT_PASSWORD}}\n"
+    check = check_app_text(text, filename="app.yaml", environ={"MQTT_USER": "bot"})
+    assert check.problems == ()
+    (warning,) = check.unset
+    assert str(warning) == "app.yaml:6:13: $.broker.password: warning: the environment variable MQTT_PASSWORD is not set"
+    assert check.settings is not None and check.settings.broker.username == "bot"
+    assert [p.severity for p in check.findings(require_env=True)] == ["error"]
+    with pytest.raises(ConfigError, match=r"app.yaml:6:13: \$.broker.password: the environment variable"):
+        check.settings_or_raise()
+    # an unset variable hides no other problem
+    invalid = check_app_text(text + "widgets: [{type: chat}]\n", filename="app.yaml", environ={})
+    assert [p.path for p in invalid.findings(require_env=False)] == ["$.broker.username", "$.broker.password", "$.widgets[0].type"]
+    assert invalid.settings is None
+
+
 def test_malformed_reference_is_refused():
     assert "is not a reference" in only_problem(f"{MINIMAL}broker: {{username: '${{a b}}'}}\n").message
     assert "is not a reference" in only_problem(f"{MINIMAL}broker: {{username: 'x${{OPEN'}}\n").message
