@@ -4,6 +4,7 @@
     ├── InvalidId          (also ValueError)  an org/room/user/device id outside ^[A-Za-z0-9_.-]{1,64}$
     ├── InvalidBrokerUrl   (also ValueError)  a broker URL that is not mqtt[s]://host[:port]
     ├── InvalidPayload     (also ValueError)  a wire payload that breaks its JSON Schema
+    ├── InvalidToken                          a tab's connection token that is malformed, forged or expired
     ├── ConfigError                           an app file that is unreadable or invalid
     │                                         (its `problems`: ConfigProblem, FILE:LINE:COL: $.path: message)
     └── MqttError                             a paho return or reason code, named
@@ -30,6 +31,10 @@ class InvalidBrokerUrl(PresenceKitError, ValueError):
 
 class InvalidPayload(PresenceKitError, ValueError):
     """A wire payload that is not JSON or does not match its published schema."""
+
+
+class InvalidToken(PresenceKitError):
+    """A connection token that is malformed, forged or expired (see components.tokens)."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import PresenceKitError
+from .errors import InvalidToken
 from .ids import check_id
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 KEY_VARIABLE = "PRESENCE_TOKEN_KEY"
 DEFAULT_TTL = 600.0
 """Seconds a token stays valid; an open socket is sent fresh ones before that."""
-
-
-class InvalidToken(PresenceKitError):
-    """A token that is malformed, forged or expired."""
 
 
 @dataclass(frozen=True, slots=True)
