@@ -49,6 +49,7 @@ _EXPORTS = {
     "ChatPanelSettings": "settings",
     "CursorOverlaySettings": "settings",
     "IdentityConfig": "settings",
+    "PageSettings": "settings",
     "PresenceListSettings": "settings",
     "ReactionsSettings": "settings",
     "ReadReceiptsSettings": "settings",

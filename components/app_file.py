@@ -36,6 +36,7 @@ from .settings import (
     AppSettings,
     BrokerConfig,
     IdentityConfig,
+    PageSettings,
     PresenceListSettings,
     TlsConfig,
     WIDGET_SETTINGS,
@@ -142,6 +143,19 @@ def validate_command(files: Sequence[str], *, require_env: bool, stderr: TextIO)
     return status
 
 
+def check_widget(options: Mapping[str, object], *, rooms: Sequence[str], label: str) -> WidgetSettings:
+    """One widget's options as an app file writes them (`{"type": ..., ...}`), checked
+    against the schema with its defaults filled in and its room one of `rooms`; else a
+    ConfigError with one `label: option: message` line per problem."""
+    widget = copy.deepcopy(dict(options))
+    problems = [p for error in _widget_validator().iter_errors(widget) for p in _explain(error)]
+    if not problems:
+        problems = [(path[2:], message, where) for path, message, where in _check_rooms({"rooms": list(rooms), "widgets": [widget]})]
+    if problems:
+        raise ConfigError(*sorted({f"{label}: {json_path(path)[2:] + ': ' if path else ''}{message}" for path, message, _ in problems}))
+    return _widget(widget, tuple(rooms))
+
+
 def schema_command(*, stdout: TextIO) -> int:
     """`python -m components schema`: print the app-file schema for editors and tools."""
     stdout.write(json.dumps(load_schema("app"), indent=2, ensure_ascii=False) + "\n")
@@ -183,7 +197,7 @@ def _check(document: YamlDocument, *, environ: Mapping[str, str]) -> tuple[dict,
     for error in _validator().iter_errors(data):  # fills in the schema's defaults as it goes
         problems += (p for p in _explain(error) if p[0] not in placeholders)
     seen = {path for path, _, _ in problems}
-    problems += (p for p in _check_rooms(data) if p[0] not in seen)
+    problems += (p for p in _check_rooms(data) + _check_widget_ids(data) if p[0] not in seen)
     return data, problems, unset
 
 
@@ -285,6 +299,12 @@ def _validator() -> Draft202012Validator:
     return cls(load_schema("app"), format_checker=FormatChecker())
 
 
+@functools.cache
+def _widget_validator() -> Draft202012Validator:
+    """The app-file validator for one entry of `widgets`."""
+    return _validator().evolve(schema={"$ref": f"{load_schema('app')['$id']}#/$defs/widget"})
+
+
 def _explain(error: ValidationError) -> list[Found]:
     """Turn one validation error into what a YAML author needs to read."""
     error = best_match([error])  # descends into anyOf/oneOf where one branch clearly fits
@@ -357,6 +377,19 @@ def _check_rooms(data: dict) -> list[Found]:
     ]
 
 
+def _check_widget_ids(data: dict) -> list[Found]:
+    """No two widgets share an id (the schema cannot say this across list items)."""
+    widgets = data.get("widgets")
+    first: dict[object, int] = {}
+    problems: list[Found] = []
+    for i, widget in enumerate(widgets if isinstance(widgets, list) else []):
+        if isinstance(widget, dict) and isinstance(widget.get("id"), str):
+            if widget["id"] in first:
+                problems.append((("widgets", i, "id"), f"id {widget['id']!r} is already the id of widgets[{first[widget['id']]}]", None))
+            first.setdefault(widget["id"], i)
+    return problems
+
+
 # -- typed settings --------------------------------------------------------------------
 
 
@@ -374,6 +407,7 @@ def _settings(data: dict, *, base_dir: Path | None) -> AppSettings:
             tls=None if tls is None else _typed(TlsConfig, {k: _file(v, base_dir) for k, v in tls.items()}),
         ),
         identity=_typed(IdentityConfig, data["identity"]),
+        page=_typed(PageSettings, data["page"]),
         widgets=tuple(_widget(w, rooms) for w in data["widgets"]),
     )
 

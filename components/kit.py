@@ -23,7 +23,6 @@ import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +36,7 @@ from .bridge import HEALTH_PATH, WS_PATH, TabHub
 from .broker import BrokerSettings
 from .embedded_broker import EmbeddedBroker
 from .identity import Identity, identify
+from .kit_widgets import WidgetMethods, mount_widget
 from .session import PresenceSession
 from .settings import (
     AppSettings,
@@ -47,7 +47,6 @@ from .settings import (
     WidgetSettings,
 )
 from .tokens import process_signer
-from .widgets import mount
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ DEFAULT_HISTORY = 200
 W = TypeVar("W", bound=WidgetSettings)
 
 
-class PresenceKit:
+class PresenceKit(WidgetMethods):
     def __init__(self, settings: AppSettings, *, environ: dict[str, str] | None = None) -> None:
         self.settings = settings
         self._environ = dict(os.environ if environ is None else environ)
@@ -106,14 +105,14 @@ class PresenceKit:
             rooms=self.settings.rooms,
             leave_grace=self.settings.broker.leave_grace,
             last_seen_retention=self.settings.broker.last_seen_retention,
-            history=max((w.history for w in self.widgets_of(ChatPanelSettings)), default=DEFAULT_HISTORY),
+            history=self.chat_history(),
         ).start()
         self.hub = TabHub(
             self.session,
             signer=self.signer,
             leave_grace=self.settings.broker.leave_grace,
             private_receipt_rooms=self.private_receipt_rooms(),
-            reactions_per_second={w.room: w.max_per_second for w in self.widgets_of(ReactionsSettings)},
+            reactions_per_second=self.reactions_per_second(),
         )
         await self.hub.start()
         log.info("presence kit: org %s on %s", self.settings.org, broker.url)
@@ -157,6 +156,14 @@ class PresenceKit:
         private |= {w.room for w in self.widgets_of(ChatPanelSettings) if w.private_receipts}
         return frozenset(private)
 
+    def reactions_per_second(self) -> dict[str, int]:
+        """Each room's reaction rate limit, where the app file has a reactions widget."""
+        return {w.room: w.max_per_second for w in self.widgets_of(ReactionsSettings)}
+
+    def chat_history(self) -> int:
+        """Chat messages the session keeps per room: the largest chat_panel history."""
+        return max((w.history for w in self.widgets_of(ChatPanelSettings)), default=DEFAULT_HISTORY)
+
     # -- the page side ---------------------------------------------------------------------
     def identify(self) -> Identity | None:
         return identify(self.settings.identity)
@@ -178,9 +185,7 @@ class PresenceKit:
         `identity`. Each widget's options are its settings, as the schema names them."""
         connection = self.connection_data(identity)
         for widget in self.settings.widgets if widgets is None else widgets:
-            # by identity: two widgets with the same settings are equal, not the same entry
-            index = next(i for i, entry in enumerate(self.settings.widgets) if entry is widget)
-            mount(widget.type, key=f"presence-kit-{index}-{widget.type}", data={"type": widget.type, "connection": connection, "options": asdict(widget)})
+            mount_widget(widget, key=self._key_in_file(widget), connection=connection)
 
     def widgets_of(self, kind: type[W]) -> list[W]:
         """The app file's widgets of one settings type, e.g. `kit.widgets_of(ChatPanelSettings)`."""

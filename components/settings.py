@@ -14,6 +14,7 @@ from typing import ClassVar, Literal, get_args
 
 IdentitySource = Literal["streamlit_login", "header", "query_param"]
 MqttProtocol = Literal["5", "3.1.1"]
+PageLayout = Literal["centered", "wide"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,16 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class PageSettings:
+    title: str | None  # None: the org id
+    icon: str | None  # None: Streamlit's own
+    layout: PageLayout
+
+
+@dataclass(frozen=True)
 class PresenceListSettings:
     type: ClassVar[str] = "presence_list"
+    id: str | None  # None: named by its position in the file
     room: str | None  # None: everyone in the org
     counter_above: int
     counter_hysteresis: int
@@ -61,6 +70,7 @@ class PresenceListSettings:
 @dataclass(frozen=True)
 class TypingIndicatorSettings:
     type: ClassVar[str] = "typing_indicator"
+    id: str | None  # None: named by its position in the file
     room: str
     ttl: float
 
@@ -68,6 +78,7 @@ class TypingIndicatorSettings:
 @dataclass(frozen=True)
 class CursorOverlaySettings:
     type: ClassVar[str] = "cursor_overlay"
+    id: str | None  # None: named by its position in the file
     room: str
     region: str | None  # None: the whole page
     rate_hz: float
@@ -77,6 +88,7 @@ class CursorOverlaySettings:
 @dataclass(frozen=True)
 class ReadReceiptsSettings:
     type: ClassVar[str] = "read_receipts"
+    id: str | None  # None: named by its position in the file
     room: str
     private: bool
     collapse_above: int
@@ -85,6 +97,7 @@ class ReadReceiptsSettings:
 @dataclass(frozen=True)
 class ReactionsSettings:
     type: ClassVar[str] = "reactions"
+    id: str | None  # None: named by its position in the file
     room: str
     emojis: tuple[str, ...]
     burst_window_ms: int
@@ -94,6 +107,7 @@ class ReactionsSettings:
 @dataclass(frozen=True)
 class ChatPanelSettings:
     type: ClassVar[str] = "chat_panel"
+    id: str | None  # None: named by its position in the file
     room: str
     history: int
     typing_ttl: float
@@ -121,4 +135,5 @@ class AppSettings:
     org: str
     rooms: tuple[str, ...]
     identity: IdentityConfig
+    page: PageSettings
     widgets: tuple[WidgetSettings, ...]

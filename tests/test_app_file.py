@@ -21,6 +21,7 @@ from components.settings import (
     BrokerConfig,
     ChatPanelSettings,
     IdentityConfig,
+    PageSettings,
     TlsConfig,
     TypingIndicatorSettings,
     WIDGET_SETTINGS,
@@ -131,6 +132,7 @@ def test_schema_lists_exactly_the_widget_types_settings_knows():
         (BrokerConfig, APP["properties"]["broker"]),
         (TlsConfig, APP["properties"]["broker"]["properties"]["tls"]),
         (IdentityConfig, APP["properties"]["identity"]),
+        (PageSettings, APP["properties"]["page"]),
         *[(WIDGET_SETTINGS[name], schema) for name, schema in widget_defs().items()],
     ],
     ids=lambda v: getattr(v, "__name__", ""),
@@ -179,7 +181,7 @@ def test_a_changed_default_in_the_schema_changes_the_settings(monkeypatch):
         app = load_app_text(f"{MINIMAL}widgets: [{{type: typing_indicator}}]\n", environ={})
     finally:
         app_file._validator.cache_clear()
-    assert app.widgets == (TypingIndicatorSettings(room="lobby", ttl=9),)
+    assert app.widgets == (TypingIndicatorSettings(id=None, room="lobby", ttl=9),)
 
 
 def test_written_values_win_over_defaults_and_are_typed():
@@ -190,7 +192,7 @@ def test_written_values_win_over_defaults_and_are_typed():
     )
     assert app.broker.protocol == "5" and app.broker.keepalive == 12
     assert app.widgets[0].emojis == ("🚀",)
-    assert app.widgets[1] == ChatPanelSettings(room="lobby", history=200, typing_ttl=6, private_receipts=False, height=480)
+    assert app.widgets[1] == ChatPanelSettings(id=None, room="lobby", history=200, typing_ttl=6, private_receipts=False, height=480)
     with pytest.raises(dataclasses.FrozenInstanceError):
         app.org = "other"  # type: ignore[misc]
 
@@ -292,6 +294,22 @@ def test_widget_room_must_be_listed():
     # Listed together with the schema's problems, not only once those are fixed.
     problems = problems_of(f"{MINIMAL}rooms: [a]\nwidgets:\n  - type: chat_panel\n    room: b\n    history: -1\n")
     assert {p.path for p in problems} == {"$.widgets[0].room", "$.widgets[0].history"}
+
+
+def test_widget_ids_are_ids_and_unique():
+    text = f"{MINIMAL}widgets:\n  - {{type: presence_list, id: people}}\n  - {{type: chat_panel, id: talk}}\n  - {{type: chat_panel, id: people}}\n"
+    problem = only_problem(text)
+    assert (problem.line, problem.path, problem.message) == (6, "$.widgets[2].id", "id 'people' is already the id of widgets[0]")
+    assert only_problem(f"{MINIMAL}widgets: [{{type: reactions, id: 'a b'}}]\n").path == "$.widgets[0].id"
+    app = load_app_text(text.replace("id: people}\n", "id: more}\n", 2).replace("id: more", "id: people", 1), environ={})
+    assert [w.id for w in app.widgets] == ["people", "talk", "more"]
+
+
+def test_page_settings_default_from_the_schema():
+    assert load_app_text(MINIMAL, environ={}).page == PageSettings(title=None, icon=None, layout="centered")
+    page = load_app_text(f"{MINIMAL}page: {{title: Team room, icon: '🟢', layout: wide}}\n", environ={}).page
+    assert page == PageSettings(title="Team room", icon="🟢", layout="wide")
+    assert only_problem(f"{MINIMAL}page: {{layout: full}}\n").message == "'full' is not one of 'centered', 'wide'"
 
 
 def test_identity_header_rules():
