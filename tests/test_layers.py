@@ -1,6 +1,7 @@
 """The layers hold: read every module's imports (statically, with ast) and fail when
 the pure core reaches the session or anything with sockets or threads, when paho is
-imported outside its one module, or Streamlit/Starlette outside the Streamlit edge.
+imported outside its one module, or Streamlit/Starlette outside the Streamlit edge
+(the bridge, the widgets, the kit and identity, and the scripts in components/apps).
 Then check at run time, in a fresh interpreter, that `import components` to read an
 app file starts no thread and imports neither paho nor Streamlit."""
 
@@ -22,7 +23,9 @@ SESSION = {f"components.{name}" for name in ("session", "device", "observer", "r
 SOCKETS_OR_THREADS = {"threading", "_thread", "socket", "selectors", "asyncio", "subprocess", "queue", "concurrent", "ssl", "multiprocessing"}
 UI = {"streamlit", "starlette", "uvicorn", "tornado"}
 PAHO_MODULE = "components.mqtt_connection"
-STREAMLIT_EDGE = ("components.bridge", "components.kit", "components.identity", "components.widgets")
+# the bridge and the widgets, the kit and identity they need, and the Streamlit scripts
+# that `python -m components run/edit` serve (components/apps)
+STREAMLIT_EDGE = ("components.bridge", "components.kit", "components.identity", "components.widgets", "components.apps")
 
 
 def module_name(path: Path) -> str:
