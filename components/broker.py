@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import re
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
@@ -52,17 +53,18 @@ class BrokerSettings:
     ) -> BrokerSettings:
         """Parse `mqtt://[user[:password]@]host[:port]` (`mqtts://` for TLS). Credentials
         given as options win over those in the URL."""
+        shown = redact_url(url)
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise InvalidBrokerUrl(f"bad broker URL {url!r}: {exc}") from None
+            raise InvalidBrokerUrl(f"bad broker URL {shown!r}: {str(exc).replace(url, shown)}") from None
         if parts.scheme not in _DEFAULT_PORTS:
-            raise InvalidBrokerUrl(f"bad broker URL {url!r}: scheme must be mqtt:// or mqtts://")
+            raise InvalidBrokerUrl(f"bad broker URL {shown!r}: scheme must be mqtt:// or mqtts://")
         if not parts.hostname:
-            raise InvalidBrokerUrl(f"bad broker URL {url!r}: no host")
+            raise InvalidBrokerUrl(f"bad broker URL {shown!r}: no host")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise InvalidBrokerUrl(f"bad broker URL {url!r}: only scheme, credentials, host and port are allowed")
+            raise InvalidBrokerUrl(f"bad broker URL {shown!r}: only scheme, credentials, host and port are allowed")
         return cls(
             host=parts.hostname,
             port=_DEFAULT_PORTS[parts.scheme] if port is None else port,
@@ -81,3 +83,11 @@ class BrokerSettings:
     def url(self) -> str:
         """The URL without credentials (safe to log and show)."""
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
+
+
+def redact_url(url: str) -> str:
+    """`url` with any credentials replaced by `***`, fit to print even when malformed."""
+    return _CREDENTIALS.sub(lambda m: f"{m.group(1)}***@", url.strip(), count=1)

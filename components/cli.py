@@ -49,6 +49,7 @@ from .session import PresenceSession
 
 CONNECT_TIMEOUT = 10.0
 EXIT_BROKER_UNREACHABLE = 3
+EXIT_SUBSCRIPTION_REFUSED = 4
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -170,9 +171,13 @@ def _watch(args: argparse.Namespace) -> int:
     rooms = [check_id(args.room, kind="room")] if args.room else []
     session = PresenceSession(_settings(args), org=args.org, rooms=rooms, leave_grace=args.leave_grace).start()
     try:
-        assert session.observer is not None
-        if (error := _await_first_connect(session.observer, lambda: session.synced)) is not None:
+        observer = session.observer
+        assert observer is not None
+        if (error := _await_first_connect(observer, lambda: session.synced or observer.refusal)) is not None:
             return _unreachable(error)
+        if observer.refusal:
+            print(f"error: {observer.refusal}", file=sys.stderr)
+            return EXIT_SUBSCRIPTION_REFUSED
         session.subscribe(_WatchPrinter(sys.stdout, room=args.room))
         _wait(stop)
     finally:

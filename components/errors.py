@@ -4,9 +4,11 @@
     ├── InvalidId          (also ValueError)  an org/room/user/device id outside ^[A-Za-z0-9_.-]{1,64}$
     ├── InvalidBrokerUrl   (also ValueError)  a broker URL that is not mqtt[s]://host[:port]
     ├── InvalidPayload     (also ValueError)  a wire payload that breaks its JSON Schema
-    ├── InvalidToken                          a tab's connection token that is malformed, forged or expired
+    ├── InvalidToken                          a tab's token that is malformed, forged, expired
+    │                                         or bound to another device
     ├── ConfigError                           an app file that is unreadable or invalid
-    │                                         (its `problems`: ConfigProblem, FILE:LINE:COL: $.path: message)
+    │   │                                     (its `problems`: ConfigProblem, FILE:LINE:COL: $.path: message)
+    │   └── TokenKeyError                     PRESENCE_TOKEN_KEY is too short
     └── MqttError                             a paho return or reason code, named
         └── BrokerUnreachable                 the TCP/TLS connection or CONNACK failed
 """
@@ -34,7 +36,7 @@ class InvalidPayload(PresenceKitError, ValueError):
 
 
 class InvalidToken(PresenceKitError):
-    """A connection token that is malformed, forged or expired (see components.tokens)."""
+    """A tab's token that is malformed, forged, expired or bound to another device."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ class ConfigError(PresenceKitError):
 
     def __str__(self) -> str:
         return "\n".join(map(str, self.problems))
+
+
+class TokenKeyError(ConfigError):
+    """The key that signs tabs' tokens is unusable; the message never shows the key."""
 
 
 class MqttError(PresenceKitError):

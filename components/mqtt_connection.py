@@ -111,7 +111,7 @@ class Connection:
         self._session_expiry = session_expiry
         self._lost = False
         self._lost_lock = threading.Lock()
-        self._suback: dict[int, Callable[[], None]] = {}
+        self._suback: dict[int, tuple[list[str], Callable[[], None] | None, Callable[[str], None] | None]] = {}
         client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -195,9 +195,17 @@ class Connection:
         _check(f"publish to {topic}", info.rc)
         return PublishHandle(info)
 
-    def subscribe(self, subscriptions: Sequence[Subscription], *, on_ack: Callable[[], None] | None = None) -> None:
-        """Subscribe; `on_ack` runs on the loop thread when SUBACK arrives. Call on
-        the loop thread, so the SUBACK cannot be handled before its mid is known."""
+    def subscribe(
+        self,
+        subscriptions: Sequence[Subscription],
+        *,
+        on_ack: Callable[[], None] | None = None,
+        on_refused: Callable[[str], None] | None = None,
+    ) -> None:
+        """Subscribe. When SUBACK arrives, on the loop thread: `on_ack` if the broker
+        granted every filter, else `on_refused` with one line naming each refused filter
+        and the broker's reason (a refused subscription is never taken for success). Call
+        on the loop thread, so the SUBACK cannot be handled before its mid is known."""
         self._network.assert_loop_thread()
         if self.v5:
             topics = [(s.filter, SubscribeOptions(qos=s.qos, retainHandling=s.retain_handling)) for s in subscriptions]
@@ -205,8 +213,8 @@ class Connection:
             topics = [(s.filter, s.qos) for s in subscriptions]
         rc, mid = self._client.subscribe(topics)
         _check("subscribe", rc)
-        if on_ack is not None and mid is not None:
-            self._suback[mid] = on_ack
+        if mid is not None:
+            self._suback[mid] = ([s.filter for s in subscriptions], on_ack, on_refused)
 
     def unsubscribe(self, filters: Sequence[str]) -> None:
         rc, _ = self._client.unsubscribe(list(filters))
@@ -252,15 +260,22 @@ class Connection:
             log.exception("message handler failed for %s", self.client_id)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
-        on_ack = self._suback.pop(mid, None)
-        failures = [str(rc) for rc in reason_codes if getattr(rc, "is_failure", False)]
-        if failures:
-            log.warning("%s: subscription refused: %s", self.client_id, ", ".join(failures))
-        if on_ack is not None:
-            try:
+        filters, on_ack, on_refused = self._suback.pop(mid, ([], None, None))
+        refused = [
+            f"{filters[i] if i < len(filters) else '?'!r} ({rc}, code {int(rc.value)})"
+            for i, rc in enumerate(reason_codes)
+            if getattr(rc, "is_failure", False)
+        ]
+        try:
+            if refused:
+                why = f"broker refused the subscription to {', '.join(refused)}"
+                log.warning("%s: %s", self.client_id, why)
+                if on_refused is not None:
+                    on_refused(why)
+            elif on_ack is not None:
                 on_ack()
-            except Exception:  # noqa: BLE001
-                log.exception("SUBACK handler failed for %s", self.client_id)
+        except Exception:  # noqa: BLE001
+            log.exception("SUBACK handler failed for %s", self.client_id)
 
     def _on_socket_open(self, client, userdata, sock) -> None:  # noqa: ANN001
         self._network.watch(self, sock)

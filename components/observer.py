@@ -17,7 +17,9 @@ they are equal to what is held and change nothing.
 
 Offline device topics older than the last-seen retention are cleared (empty retained)
 after each snapshot and periodically, on any broker; MQTT 5 message expiry on offline
-messages and wills does the same inside the broker.
+messages and wills does the same inside the broker. So are offline device topics a user
+does not need, after SURPLUS_AFTER: every tab is a new device, and a user's newest
+offline device already says when they were last seen.
 
 Ghosts after a broker restart with persistence: a device that died while the broker
 was down has its retained online restored and its will never fired (measured on
@@ -38,7 +40,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from .events import Event, TypingChanged
+from .events import CursorMoved, Event, TypingChanged
 from .mqtt_connection import Connection, Subscription
 from .network_loop import Timer
 from .org_state import OrgState
@@ -51,6 +53,9 @@ log = logging.getLogger(__name__)
 
 REAP_LIMIT = 500
 """Device topics cleared per sweep, so one sweep never floods the broker."""
+SURPLUS_AFTER = 60.0
+"""Seconds an offline device topic the user does not need (see
+OrgState.surplus_device_topics) is kept before it is cleared; also the sweep period."""
 REANNOUNCE_WINDOW = 5.0
 """Seconds after a reconnect within which every live device has re-announced itself."""
 PROBE_TIMEOUT = 1.0
@@ -60,17 +65,28 @@ PROBE_LIMIT = 1000
 
 
 class Observer(ReconnectingClient):
-    def __init__(self, wiring: Wiring, *, state: OrgState, lock: threading.RLock, emit: Callable[[list[Event]], None], reap_every: float = 300.0) -> None:
+    def __init__(
+        self,
+        wiring: Wiring,
+        *,
+        state: OrgState,
+        lock: threading.RLock,
+        emit: Callable[[list[Event]], None],
+        surplus_after: float = SURPLUS_AFTER,
+    ) -> None:
         super().__init__(wiring, client_prefix=f"{wiring.org}:observer:{os.getpid()}")
         self.state = state
         self._lock = lock
         self._emit = emit
-        self._reap_every = reap_every
+        self._surplus_after = surplus_after
+        self._reap_every = surplus_after
         self._sync_topic = ""
         self._expiry_timer: Timer | None = None
         self._expiry_at: float | None = None
         self._reap_timer: Timer | None = None
         self.synced = threading.Event()
+        self.refusal: str | None = None
+        """Why the broker refused a subscription of the last connection, if it did."""
         self.snapshots = 0
         self.reaped = 0
         self._suspects: dict[tuple[str, str], int] = {}
@@ -99,6 +115,7 @@ class Observer(ReconnectingClient):
     # -- connection hooks (network thread) -------------------------------------------------
     def _on_connected(self, conn: Connection) -> None:
         self.synced.clear()
+        self.refusal = None
         self._sync_topic = self.wiring.scheme.sync_topic(self.wiring.org, f"o{os.getpid()}-{self.epoch}")
         with self._lock:
             self.state.begin_resync()
@@ -107,7 +124,16 @@ class Observer(ReconnectingClient):
         def on_snapshot_ack() -> None:
             conn.publish(self._sync_topic, b"", qos=0, retain=False)
 
-        conn.subscribe(self._live_subscriptions(), on_ack=lambda: conn.subscribe(snapshot, on_ack=on_snapshot_ack))
+        conn.subscribe(
+            self._live_subscriptions(),
+            on_ack=lambda: conn.subscribe(snapshot, on_ack=on_snapshot_ack, on_refused=self._refused),
+            on_refused=self._refused,
+        )
+
+    def _refused(self, why: str) -> None:
+        """A subscription the snapshot needs was refused: never synced on this
+        connection; `last_error` (and the health route) say which filter and why."""
+        self.refusal = self.last_error = why
 
     def _on_lost(self) -> None:
         self.synced.clear()  # until the next snapshot, what we hold may be stale
@@ -133,7 +159,9 @@ class Observer(ReconnectingClient):
             self.wiring.network.call_soon(self._flush)
         self._pending += events
         if any(isinstance(event, TypingChanged) for event in events):
-            self._schedule_expiry()  # only typing brings a new expiry
+            self._schedule_expiry()  # a typing ttl may end before the pending expiry
+        elif self._expiry_timer is None and isinstance(events[-1], CursorMoved):
+            self._schedule_expiry()  # a moved cursor never expires before one pending
 
     def _flush(self) -> None:
         """Hand the events of one network-loop pass to the listeners in one batch."""
@@ -227,14 +255,16 @@ class Observer(ReconnectingClient):
     def _reap(self, conn: Connection) -> None:
         if self._reap_timer is not None:
             self._reap_timer.cancel()
-        cutoff = self.wiring.wall() - self.wiring.last_seen_retention
+        now = self.wiring.wall()
         with self._lock:
-            topics = self.state.offline_device_topics(older_than=cutoff)[:REAP_LIMIT]
+            expired = self.state.offline_device_topics(older_than=now - self.wiring.last_seen_retention)
+            surplus = self.state.surplus_device_topics(older_than=now - self._surplus_after)
+        topics = list(dict.fromkeys(expired + surplus))[:REAP_LIMIT]
         for topic in topics:
             conn.publish(self.wiring.scheme.render(topic), b"", qos=1, retain=True)
         self.reaped += len(topics)
         if topics:
-            log.info("cleared %d device topics offline for longer than %.0f s", len(topics), self.wiring.last_seen_retention)
+            log.info("cleared %d offline device topics (older than %.0f s, or not the user's last seen)", len(topics), self.wiring.last_seen_retention)
         self._reap_timer = self.wiring.network.call_later(self._reap_every, lambda: self._reap_if_connected())
 
     def _reap_if_connected(self) -> None:

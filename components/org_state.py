@@ -2,7 +2,10 @@
 
 `receive()` takes a raw message (topic name, payload bytes, retained flag) and returns
 the events it causes. Foreign topics are ignored; invalid payloads are dropped and
-counted, never raised. A device that goes offline loses its typing and cursors at once.
+counted, never raised; valid ones that break a rule of the kit (a chat id or receipt
+stamped in the future, see message_ids.MAX_CLOCK_SKEW) are refused and counted. Display
+names are cleaned on the way in (display_names). A device that goes offline loses its
+typing and cursors at once.
 
 Resync: after (re)subscribing, the broker's retained messages are the truth. Between
 `begin_resync()` and `end_resync()` every device topic and receipt that shows up
@@ -28,9 +31,10 @@ from .events import (
     Snapshot,
     TypingChanged,
 )
+from .message_ids import from_the_future
 from .payloads import decode
 from .presence import PresenceBook, UserPresence, device_presence
-from .rooms import RoomState
+from .rooms import DEFAULT_CURSOR_TTL, DEFAULT_PER_USER, RoomState
 from .topics import Topic, TopicScheme
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,9 @@ log = logging.getLogger(__name__)
 class ReceiveCounters:
     received: int = 0
     invalid: int = 0
+    """Not JSON, or breaks its schema."""
+    refused: int = 0
+    """Valid, but against a rule of the kit (an id from the future)."""
     foreign: int = 0
     stale: int = 0
 
@@ -51,11 +58,20 @@ class _Resync:
 
 
 class OrgState:
-    def __init__(self, *, scheme: TopicScheme, org: str, rooms: Iterable[str] = (), history: int = 200) -> None:
+    def __init__(
+        self,
+        *,
+        scheme: TopicScheme,
+        org: str,
+        rooms: Iterable[str] = (),
+        history: int = 200,
+        cursor_ttl: float = DEFAULT_CURSOR_TTL,
+        per_user: int = DEFAULT_PER_USER,
+    ) -> None:
         self.scheme = scheme
         self.org = org
         self.presence = PresenceBook()
-        self.rooms = {room: RoomState(room, history=history) for room in rooms}
+        self.rooms = {room: RoomState(room, history=history, cursor_ttl=cursor_ttl, per_user=per_user) for room in rooms}
         self.counters = ReceiveCounters()
         self._resync: _Resync | None = None
 
@@ -82,8 +98,12 @@ class OrgState:
                 return [TypingChanged(room.room, room.typists())]
             return []
         if topic.kind == "cursor":
-            cursor = room.set_cursor(topic.user, topic.device, doc)  # type: ignore[arg-type]
+            cursor = room.set_cursor(topic.user, topic.device, doc, mono=mono)  # type: ignore[arg-type]
             return [CursorMoved(room.room, topic.user, topic.device, cursor)]  # type: ignore[arg-type]
+        if topic.kind in ("receipts", "chat") and from_the_future(doc["up_to" if topic.kind == "receipts" else "id"], now=wall):
+            self.counters.refused += 1
+            log.debug("refused a %s stamped in the future on %s", topic.kind, name)
+            return []
         if topic.kind == "receipts":
             if self._resync is not None:
                 self._resync.receipts.add((room.room, topic.user))
@@ -141,11 +161,17 @@ class OrgState:
 
     # -- time ---------------------------------------------------------------------
     def expire(self, *, mono: float) -> list[Event]:
-        """Typing signals past their ttl (the stop may never come)."""
-        return [TypingChanged(r.room, r.typists()) for r in self.rooms.values() if r.expire_typing(mono=mono)]
+        """Typing signals past their ttl (the stop may never come); cursors that stopped
+        moving are dropped without an event (widgets hide them on their own clock)."""
+        events: list[Event] = []
+        for room in self.rooms.values():
+            room.expire_cursors(mono=mono)
+            if room.expire_typing(mono=mono):
+                events.append(TypingChanged(room.room, room.typists()))
+        return events
 
     def next_expiry(self) -> float | None:
-        return min((t for r in self.rooms.values() if (t := r.next_typing_expiry()) is not None), default=None)
+        return min((t for r in self.rooms.values() if (t := r.next_expiry()) is not None), default=None)
 
     # -- resync ---------------------------------------------------------------------
     def begin_resync(self) -> None:
@@ -189,3 +215,19 @@ class OrgState:
             for user, state in self.presence.devices()
             if state.device is not None and not state.live and (state.since or 0) < older_than
         ]
+
+    def surplus_device_topics(self, *, older_than: float) -> list[Topic]:
+        """Offline device topics that tell nothing the user's other topics do not: every
+        tab is a new device, so a user who opens and closes tabs (or a client opening
+        socket after socket) would leave one retained topic each. A user with a live
+        device needs none of them; a user without keeps the newest offline (their "last
+        seen"). Only those offline since before `older_than` are listed, so a device that
+        just left is never cleared while it may still come back."""
+        surplus = []
+        for user in self.presence.users():
+            held = self.presence.devices_of(user)
+            offline = sorted((d for d in held if d.device is not None and not d.live), key=lambda d: d.since or 0)
+            if not any(d.live for d in held):
+                offline = offline[:-1]  # the newest offline is the user's "last seen"
+            surplus += [Topic("presence", self.org, user, device=d.device) for d in offline if (d.since or 0) < older_than]
+        return surplus

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .display_names import clean_display_name
+
 Status = Literal["online", "away", "offline"]
 RANK: dict[Status, int] = {"offline": 0, "away": 1, "online": 2}
 
@@ -75,7 +77,7 @@ def device_presence(device: str | None, doc: dict[str, Any], *, observed_at: flo
         status=status,
         epoch=doc.get("epoch", 0),
         since=since,
-        name=doc.get("name"),
+        name=clean_display_name(doc.get("name")),
         avatar=doc.get("avatar"),
         rooms=frozenset(doc.get("rooms", ())),
     )
@@ -130,6 +132,9 @@ class PresenceBook:
 
     def device(self, user: str, device: str | None) -> DevicePresence | None:
         return self._devices.get(user, {}).get(device)
+
+    def devices_of(self, user: str) -> list[DevicePresence]:
+        return list(self._devices.get(user, {}).values())
 
     def device_count(self) -> int:
         return sum(map(len, self._devices.values()))

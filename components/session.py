@@ -30,9 +30,10 @@ from .events import ChatMessage, Event, Snapshot
 from .ids import check_id
 from .message_ids import MessageIds
 from .network_loop import NetworkLoop
-from .observer import Observer
+from .observer import SURPLUS_AFTER, Observer
 from .org_state import OrgState
 from .reconnecting import Wiring
+from .rooms import DEFAULT_CURSOR_TTL, DEFAULT_PER_USER
 from .topics import TopicScheme
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class SessionStats:
     connections: int
     received: int
     invalid: int
+    refused: int
     foreign: int
     stale: int
     listener_errors: int
@@ -68,6 +70,9 @@ class PresenceSession:
         leave_grace: float = 2.0,
         last_seen_retention: float = 86400.0,
         history: int = 200,
+        cursor_ttl: float = DEFAULT_CURSOR_TTL,
+        devices_per_user: int = DEFAULT_PER_USER,
+        surplus_after: float = SURPLUS_AFTER,
         observe: bool = True,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -92,8 +97,10 @@ class PresenceSession:
         self.org = org
         self.rooms = rooms
         self._lock = threading.RLock()
-        self.state = OrgState(scheme=self.wiring.scheme, org=org, rooms=rooms, history=history)
-        self.observer = Observer(self.wiring, state=self.state, lock=self._lock, emit=self._enqueue) if observe else None
+        self.state = OrgState(
+            scheme=self.wiring.scheme, org=org, rooms=rooms, history=history, cursor_ttl=cursor_ttl, per_user=devices_per_user
+        )
+        self.observer = Observer(self.wiring, state=self.state, lock=self._lock, emit=self._enqueue, surplus_after=surplus_after) if observe else None
         self._listeners: list[Listener] = []
         self._queue: queue.SimpleQueue[tuple[Listener | None, list[Event]] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch, name="presence-dispatch", daemon=True)
@@ -236,6 +243,7 @@ class PresenceSession:
             connections=self.network.connection_count,
             received=counters.received,
             invalid=counters.invalid,
+            refused=counters.refused,
             foreign=counters.foreign,
             stale=counters.stale,
             listener_errors=self.listener_errors,

@@ -226,7 +226,11 @@ class _Builder:
         if node.tag in _AS_WRITTEN:
             return node.value
         if node.tag in _PLAIN_SCALARS:
-            value = self.constructor.yaml_constructors[node.tag](self.constructor, node)
+            try:
+                value = self.constructor.yaml_constructors[node.tag](self.constructor, node)
+            except ValueError:  # Python refuses to convert integers of more than 4,300 digits
+                self.refuse(node, path, f"the number written here has {len(node.value)} characters; no setting needs that many")
+                return None
             if isinstance(value, float) and not math.isfinite(value):
                 self.refuse(node, path, f"{node.value!r} is not a finite number")
             return value

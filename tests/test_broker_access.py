@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from components import BrokerSettings, ChatReceived, CursorMoved, PresenceSession, ReactionReceived, ReceiptMoved, TypingChanged
 from components.broker_acl import read_credentials
 from components.embedded_broker import MosquittoBroker, free_port
+from components.message_ids import MessageIds
 from components.topics import Topic, TopicScheme
 
 from helpers import REPO, Watcher, python_child, wait_for
@@ -163,14 +164,15 @@ class Recorder(Watcher):
 def forged(scheme: TopicScheme, user: str, room: str) -> list[tuple[str, bytes, bool]]:
     """A valid message of `user` on every topic the kit reads: (topic, payload, retain)."""
     now = round(time.time(), 3)
+    message_id = MessageIds().next()  # a real id: one from the future would be refused anyway
     presence = json.dumps({"status": "online", "epoch": int(now * 1000) + 10**6, "since": now}).encode()
     return [
         (scheme.render(Topic("presence", ORG, user, device="d9")), presence, True),
         (scheme.render(Topic("presence", ORG, user)), presence, True),
         (scheme.render(Topic("typing", ORG, user, room=room, device="d9")), json.dumps({"typing": True, "ttl": 30000}).encode(), False),
         (scheme.render(Topic("cursor", ORG, user, room=room, device="d9")), json.dumps({"x": 0.5, "y": 0.5}).encode(), False),
-        (scheme.render(Topic("receipts", ORG, user, room=room)), json.dumps({"up_to": "01ZZZZZZZZZZZZZZZZZZZZZZZZ", "at": now}).encode(), True),
-        (scheme.render(Topic("chat", ORG, user, room=room)), json.dumps({"id": "01ZZZZZZZZZZZZZZZZZZZZZZZZ", "text": "I am ben", "at": now}).encode(), False),
+        (scheme.render(Topic("receipts", ORG, user, room=room)), json.dumps({"up_to": message_id, "at": now}).encode(), True),
+        (scheme.render(Topic("chat", ORG, user, room=room)), json.dumps({"id": message_id, "text": "I am ben", "at": now}).encode(), False),
         (scheme.render(Topic("reactions", ORG, user, room=room)), json.dumps({"emoji": "+1", "count": 3}).encode(), False),
     ]
 

@@ -213,10 +213,14 @@ def test_typing_without_ttl_uses_default_and_huge_ttl_is_capped(org: OrgState) -
     assert org.rooms["lobby"].typists() == ("ana", "ben")
 
 
+NOW = 1_800_000_000.0
+"""A wall clock after the ids these tests use (2026-11-24), which were made in 2026-11."""
+
+
 def test_receipts_move_forward_only(org: OrgState) -> None:
     hi, lo = "01M8NDRW12Y0E4Z042VMTMCG62", "01M8NDRW12Y0E4Z042VMTMCG61"
-    assert org.receive("receipts/acme/lobby/ana", json.dumps({"up_to": hi}).encode(), retained=True, wall=0, mono=0) == [ReceiptMoved("lobby", "ana", hi)]
-    assert org.receive("receipts/acme/lobby/ana", json.dumps({"up_to": lo}).encode(), retained=False, wall=0, mono=0) == []
+    assert org.receive("receipts/acme/lobby/ana", json.dumps({"up_to": hi}).encode(), retained=True, wall=NOW, mono=0) == [ReceiptMoved("lobby", "ana", hi)]
+    assert org.receive("receipts/acme/lobby/ana", json.dumps({"up_to": lo}).encode(), retained=False, wall=NOW, mono=0) == []
     assert org.counters.stale == 1
 
 
@@ -224,7 +228,7 @@ def test_chat_is_kept_in_id_order_without_duplicates() -> None:
     org = OrgState(scheme=TopicScheme(), org="acme", rooms=["lobby"], history=2)
     ids = ["01M8NDRW12Y0E4Z042VMTMCG63", "01M8NDRW12Y0E4Z042VMTMCG61", "01M8NDRW12Y0E4Z042VMTMCG62"]
     for mid in ids + ids[:1]:
-        org.receive("chat/acme/lobby/ana", json.dumps({"id": mid, "text": "hi"}).encode(), retained=False, wall=0, mono=0)
+        org.receive("chat/acme/lobby/ana", json.dumps({"id": mid, "text": "hi"}).encode(), retained=False, wall=NOW, mono=0)
     assert [m.id for m in org.room_snapshots()["lobby"].messages] == sorted(ids)[1:]
 
 
