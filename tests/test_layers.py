@@ -1,5 +1,6 @@
 """The layers hold: read every module's imports (statically, with ast) and fail when
-the pure core reaches the session or anything with sockets or threads, when paho is
+the pure core reaches the session or anything with sockets or threads (a module that
+starts one; a lock alone is not a thread), when paho is
 imported outside its one module, or Streamlit/Starlette outside the Streamlit edge
 (the bridge, the widgets, the kit and identity, and the scripts in components/apps).
 Then check at run time, in a fresh interpreter, that `import components` to read an
@@ -20,7 +21,9 @@ CORE = {f"components.{name}" for name in (
     "topics", "payloads", "presence", "rooms", "org_state", "app_file", "settings", "ids", "yaml_reader", "events",
 )}
 SESSION = {f"components.{name}" for name in ("session", "device", "observer", "reconnecting", "network_loop", "mqtt_connection")}
-SOCKETS_OR_THREADS = {"threading", "_thread", "socket", "selectors", "asyncio", "subprocess", "queue", "concurrent", "ssl", "multiprocessing"}
+SOCKETS = {"socket", "selectors", "ssl", "asyncio", "subprocess", "multiprocessing"}
+THREAD_STARTERS = {"Thread", "ThreadPoolExecutor", "start_new_thread"}
+"""A module has threads when it names one of these (a lock alone starts nothing)."""
 UI = {"streamlit", "starlette", "uvicorn", "tornado"}
 PAHO_MODULE = "components.mqtt_connection"
 # the bridge and the widgets, the kit and identity they need, and the Streamlit scripts
@@ -35,6 +38,13 @@ def module_name(path: Path) -> str:
 
 def is_type_checking_block(node: ast.AST) -> bool:
     return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def starts_threads(path: Path) -> bool:
+    return any(
+        (isinstance(node, ast.Name) and node.id in THREAD_STARTERS) or (isinstance(node, ast.Attribute) and node.attr in THREAD_STARTERS)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+    )
 
 
 def imports_of(path: Path) -> set[str]:
@@ -64,6 +74,7 @@ def imports_of(path: Path) -> set[str]:
 
 
 MODULES = {module_name(p): imports_of(p) for p in PACKAGE.rglob("*.py")}
+THREADED = {module_name(p) for p in PACKAGE.rglob("*.py") if starts_threads(p)}
 
 
 def internal(names: set[str]) -> set[str]:
@@ -95,9 +106,14 @@ def test_the_module_list_is_read() -> None:
 def test_the_pure_core_reaches_no_session_socket_thread_or_ui() -> None:
     for module in sorted(CORE):
         for reached in sorted(closure(module)):
-            impure = top_level(MODULES[reached]) & (SOCKETS_OR_THREADS | UI | {"paho"})
+            impure = top_level(MODULES[reached]) & (SOCKETS | UI | {"paho"})
             assert reached not in SESSION, f"{module} reaches the session through {reached}"
             assert not impure, f"{module} reaches {reached}, which imports {sorted(impure)}"
+            assert reached not in THREADED, f"{module} reaches {reached}, which starts threads"
+
+
+def test_the_thread_check_sees_threads() -> None:
+    assert {"components.session", "components.network_loop"} <= THREADED
 
 
 def test_paho_is_imported_by_one_module() -> None:
