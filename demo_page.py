@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from components.identity import Identity, user_id_for
+from components.identity import ask_for_name
 from components.kit import PresenceKit
 from components.settings import CursorOverlaySettings
 
@@ -16,13 +16,10 @@ st.set_page_config(page_title="Presence demo", page_icon="🟢", layout="wide")
 st.title("Who's here")
 st.caption(kit.broker_note())
 
-me = kit.identify()
+me = kit.identify() or ask_for_name()
 if me is None:
-    name = st.text_input("Your display name", max_chars=60, placeholder="e.g. Ana")
-    if not name.strip():
-        st.info("Pick a name to join (or open this page with ?user=NAME).")
-        st.stop()
-    me = Identity(user_id_for(name), name.strip())
+    st.info("Pick a name to join (or open this page with ?user=NAME).")
+    st.stop()
 
 st.markdown(f"You are **{me.name}** (`{me.user}`). Open this page in another tab as someone else.")
 

@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,7 +214,8 @@ MOSQUITTO_KEEPALIVE_SWEEP = 6.0
 
 
 class StreamlitServer:
-    """`streamlit run APP` (default: the demo) as a child process on a free loopback port."""
+    """`streamlit run APP` (default: the demo), or `python -m components CLI...` (`run
+    FILE`, `edit FILE`), as a child process on a free loopback port."""
 
     def __init__(
         self,
@@ -224,6 +225,7 @@ class StreamlitServer:
         log_dir: Path,
         extra_env: dict[str, str] | None = None,
         app: Path = REPO / "demo_app.py",
+        cli: Sequence[str] = (),
         wait_for_broker: bool = True,
     ) -> None:
         self.port = free_port()
@@ -231,8 +233,9 @@ class StreamlitServer:
         env = kit_env()
         env.update({"PRESENCE_APP_FILE": str(app_file), "MQTT_URL": broker_url, "PRESENCE_TOKEN_KEY": TOKEN_KEY, **(extra_env or {})})
         self._log = open(self.log_path, "w")
+        command = ["-m", "components", *cli] if cli else ["-m", "streamlit", "run", str(app)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(app),
+            [sys.executable, *command,
              "--server.port", str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true",
              "--browser.gatherUsageStats", "false"],
             env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,

@@ -1,104 +1,85 @@
 """Real-time presence over MQTT: a shared session with last wills, retained state and
-epochs, and (later) Streamlit widgets on top. The public API is `__all__`."""
+epochs, and Streamlit widgets on top. The public API is `__all__`.
 
-from .app_file import load_app_file, load_app_text
-from .broker import BrokerSettings
-from .device import Device
-from .errors import (
-    BrokerUnreachable,
-    ConfigError,
-    ConfigProblem,
-    HistoryUnavailable,
-    InvalidBrokerUrl,
-    InvalidHistoryStore,
-    InvalidId,
-    InvalidMessageId,
-    InvalidPayload,
-    MqttError,
-    PresenceKitError,
-)
-from .events import (
-    ChatMessage,
-    ChatReceived,
-    Cursor,
-    CursorMoved,
-    Event,
-    PresenceChanged,
-    ReactionReceived,
-    ReceiptMoved,
-    RoomSnapshot,
-    Snapshot,
-    TypingChanged,
-)
-from .history import HistoryStore, history_store_for, open_history_store
-from .history_writer import HistoryStats
-from .ids import check_id
-from .presence import Status, UserPresence
-from .session import PresenceSession, SessionStats
-from .settings import (
-    AppSettings,
-    BrokerConfig,
-    ChatPanelSettings,
-    CursorOverlaySettings,
-    HistoryConfig,
-    IdentityConfig,
-    PresenceListSettings,
-    ReactionsSettings,
-    ReadReceiptsSettings,
-    TlsConfig,
-    TypingIndicatorSettings,
-    WidgetSettings,
-)
-from .topics import Topic, TopicScheme
+Names are imported from their modules on first use (PEP 562), so `import components`
+to check an app file (`load_app_text`) starts no thread and imports neither paho nor
+Streamlit; `components.PresenceSession` or `components.PresenceKit` bring them in.
+"""
 
-__all__ = [
-    "AppSettings",
-    "BrokerConfig",
-    "BrokerSettings",
-    "BrokerUnreachable",
-    "ChatMessage",
-    "ChatPanelSettings",
-    "ChatReceived",
-    "ConfigError",
-    "ConfigProblem",
-    "Cursor",
-    "CursorMoved",
-    "CursorOverlaySettings",
-    "Device",
-    "Event",
-    "HistoryConfig",
-    "HistoryStats",
-    "HistoryStore",
-    "HistoryUnavailable",
-    "IdentityConfig",
-    "InvalidBrokerUrl",
-    "InvalidHistoryStore",
-    "InvalidId",
-    "InvalidMessageId",
-    "InvalidPayload",
-    "MqttError",
-    "PresenceChanged",
-    "PresenceKitError",
-    "PresenceListSettings",
-    "PresenceSession",
-    "ReactionReceived",
-    "ReactionsSettings",
-    "ReadReceiptsSettings",
-    "ReceiptMoved",
-    "RoomSnapshot",
-    "SessionStats",
-    "Snapshot",
-    "Status",
-    "TlsConfig",
-    "Topic",
-    "TopicScheme",
-    "TypingChanged",
-    "TypingIndicatorSettings",
-    "UserPresence",
-    "WidgetSettings",
-    "check_id",
-    "history_store_for",
-    "load_app_file",
-    "load_app_text",
-    "open_history_store",
-]
+import importlib
+
+# Each public name and the module (components.<module>) that defines it.
+_EXPORTS = {
+    "AppFileCheck": "app_file",
+    "check_app_file": "app_file",
+    "check_app_text": "app_file",
+    "load_app_file": "app_file",
+    "load_app_text": "app_file",
+    "BrokerSettings": "broker",
+    "Device": "device",
+    "BrokerUnreachable": "errors",
+    "ConfigError": "errors",
+    "ConfigProblem": "errors",
+    "HistoryUnavailable": "errors",
+    "InvalidBrokerUrl": "errors",
+    "InvalidHistoryStore": "errors",
+    "InvalidId": "errors",
+    "InvalidMessageId": "errors",
+    "InvalidPayload": "errors",
+    "InvalidToken": "errors",
+    "MqttError": "errors",
+    "PresenceKitError": "errors",
+    "TokenKeyError": "errors",
+    "ChatMessage": "events",
+    "ChatReceived": "events",
+    "Cursor": "events",
+    "CursorMoved": "events",
+    "Event": "events",
+    "PresenceChanged": "events",
+    "ReactionReceived": "events",
+    "ReceiptMoved": "events",
+    "RoomSnapshot": "events",
+    "Snapshot": "events",
+    "TypingChanged": "events",
+    "HistoryStore": "history",
+    "history_store_for": "history",
+    "open_history_store": "history",
+    "HistoryStats": "history_writer",
+    "Identity": "identity",
+    "check_id": "ids",
+    "PresenceKit": "kit",
+    "Status": "presence",
+    "UserPresence": "presence",
+    "PresenceSession": "session",
+    "SessionStats": "session",
+    "AppSettings": "settings",
+    "BrokerConfig": "settings",
+    "ChatPanelSettings": "settings",
+    "CursorOverlaySettings": "settings",
+    "HistoryConfig": "settings",
+    "IdentityConfig": "settings",
+    "PageSettings": "settings",
+    "PresenceListSettings": "settings",
+    "ReactionsSettings": "settings",
+    "ReadReceiptsSettings": "settings",
+    "TlsConfig": "settings",
+    "TypingIndicatorSettings": "settings",
+    "WidgetSettings": "settings",
+    "Topic": "topics",
+    "TopicScheme": "topics",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

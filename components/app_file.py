@@ -6,7 +6,9 @@
          --rooms the widgets name exist--> AppSettings
 
 Every problem found on the way is reported, all at once, as
-`FILE:LINE:COL: $.json.path: message` (a ConfigError), never as a traceback. The schema
+`FILE:LINE:COL: $.json.path: message` (a ConfigError), never as a traceback. A `${NAME}`
+whose variable is not set is an error for an app that starts (load_app_*) and a
+warning for a file that is only checked (check_app_*, the editor, `validate`). The schema
 is the single source of truth: its defaults are filled in while validating, and no rule
 or default is written again here. Pure apart from reading the file: no sockets, no
 threads, no Streamlit.
@@ -21,7 +23,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,6 +40,7 @@ from .settings import (
     HistoryConfig,
     IdentityConfig,
     LimitsConfig,
+    PageSettings,
     PresenceListSettings,
     TlsConfig,
     WIDGET_SETTINGS,
@@ -52,21 +55,63 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
+@dataclass(frozen=True)
+class AppFileCheck:
+    """What checking one app file found.
+
+    `problems` make the file invalid. `unset` are the `${NAME}` references whose variable
+    is not set here: warnings for a file checked without its secrets (in CI, in the
+    editor), errors for an app that starts. `settings` is None when there are problems;
+    otherwise an unset variable reads as an empty string in it.
+    """
+
+    settings: AppSettings | None
+    problems: tuple[ConfigProblem, ...]
+    unset: tuple[ConfigProblem, ...]
+
+    def findings(self, *, require_env: bool) -> list[ConfigProblem]:
+        """The problems and the unset variables in reading order; with `require_env`
+        an unset variable is an error, else a warning."""
+        unset = [replace(p, severity="error") for p in self.unset] if require_env else list(self.unset)
+        return sorted([*self.problems, *unset], key=_reading_order)
+
+    def settings_or_raise(self) -> AppSettings:
+        """The settings, or ConfigError listing every problem and unset variable."""
+        if errors := self.findings(require_env=True):
+            raise ConfigError(*errors)
+        assert self.settings is not None
+        return self.settings
+
+
 def load_app_file(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> AppSettings:
-    """Read, check and type one app file; relative TLS file paths are taken from its folder."""
-    path = Path(path)
-    try:
-        text = _read_text(path)
-    except OSError as exc:  # chained, so validate_command can tell unreadable from invalid
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return _load(text, filename=str(path), environ=environ, base_dir=path.parent)
+    """Read, check and type one app file; relative TLS file paths are taken from its
+    folder. Every `${NAME}` it refers to must be set."""
+    return check_app_file(path, environ=environ).settings_or_raise()
 
 
 def load_app_text(
     text: str, *, filename: str = "<string>", environ: Mapping[str, str] | None = None
 ) -> AppSettings:
     """Check and type the text of an app file; `filename` only labels the problems."""
-    return _load(text, filename=filename, environ=environ, base_dir=None)
+    return check_app_text(text, filename=filename, environ=environ).settings_or_raise()
+
+
+def check_app_file(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> AppFileCheck:
+    """Check one app file without requiring its `${NAME}` variables; ConfigError only
+    when the file cannot be read as text."""
+    path = Path(path)
+    try:
+        text = _read_text(path)
+    except OSError as exc:  # chained, so validate_command can tell unreadable from invalid
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return _check_text(text, filename=str(path), environ=environ, base_dir=path.parent)
+
+
+def check_app_text(
+    text: str, *, filename: str = "<string>", environ: Mapping[str, str] | None = None
+) -> AppFileCheck:
+    """Check the text of an app file without requiring its `${NAME}` variables."""
+    return _check_text(text, filename=filename, environ=environ, base_dir=None)
 
 
 def _read_text(path: Path) -> str:
@@ -84,16 +129,36 @@ def _read_text(path: Path) -> str:
         raise ConfigError(ConfigProblem(str(path), line, column, "$", "the file is not UTF-8 text")) from None
 
 
-def validate_command(files: Sequence[str], *, stderr: TextIO) -> int:
-    """`python -m components validate FILE...`: 0 all valid, 1 any invalid, 2 any unreadable."""
+def validate_command(files: Sequence[str], *, require_env: bool, stderr: TextIO) -> int:
+    """`python -m components validate [--require-env] FILE...`: 0 all valid, 1 any
+    invalid, 2 any unreadable. An unset `${NAME}` is a warning line, or with
+    `require_env` a problem like any other."""
     status = 0
     for name in files:
         try:
-            load_app_file(name)
+            check = check_app_file(name)
         except ConfigError as exc:
             print(exc, file=stderr)
-            status = max(status, 2 if isinstance(exc.__cause__, OSError) else 1)
+            status = 2
+            continue
+        for finding in check.findings(require_env=require_env):
+            print(finding, file=stderr)
+            if finding.severity == "error":
+                status = max(status, 1)
     return status
+
+
+def check_widget(options: Mapping[str, object], *, rooms: Sequence[str], label: str) -> WidgetSettings:
+    """One widget's options as an app file writes them (`{"type": ..., ...}`), checked
+    against the schema with its defaults filled in and its room one of `rooms`; else a
+    ConfigError with one `label: option: message` line per problem."""
+    widget = copy.deepcopy(dict(options))
+    problems = [p for error in _widget_validator().iter_errors(widget) for p in _explain(error)]
+    if not problems:
+        problems = [(path[2:], message, where) for path, message, where in _check_rooms({"rooms": list(rooms), "widgets": [widget]})]
+    if problems:
+        raise ConfigError(*sorted({f"{label}: {json_path(path)[2:] + ': ' if path else ''}{message}" for path, message, _ in problems}))
+    return _widget(widget, tuple(rooms))
 
 
 def schema_command(*, stdout: TextIO) -> int:
@@ -105,15 +170,16 @@ def schema_command(*, stdout: TextIO) -> int:
 # -- the pipeline ------------------------------------------------------------------
 
 
-def _load(text: str, *, filename: str, environ: Mapping[str, str] | None, base_dir: Path | None) -> AppSettings:
+def _check_text(text: str, *, filename: str, environ: Mapping[str, str] | None, base_dir: Path | None) -> AppFileCheck:
     try:
         document = read_yaml(text)
     except YamlError as exc:
-        raise ConfigError(*_located(filename, None, [(p.path, p.message, p.location) for p in exc.problems])) from None
-    data, problems = _check(document, environ=os.environ if environ is None else environ)
-    if problems:
-        raise ConfigError(*_located(filename, document, problems))
-    return _settings(data, base_dir=base_dir)
+        problems = _located(filename, None, [(p.path, p.message, p.location) for p in exc.problems])
+        return AppFileCheck(None, tuple(problems), ())
+    data, problems, unset = _check(document, environ=os.environ if environ is None else environ)
+    located = _located(filename, document, problems)
+    warnings = tuple(replace(p, severity="warning") for p in _located(filename, document, unset))
+    return AppFileCheck(None if located else _settings(data, base_dir=base_dir), tuple(located), warnings)
 
 
 # A problem before it is placed: the path, the message, and where to point (a Location
@@ -121,22 +187,23 @@ def _load(text: str, *, filename: str, environ: Mapping[str, str] | None, base_d
 Found = tuple[JsonPath, str, Any]
 
 
-def _check(document: YamlDocument, *, environ: Mapping[str, str]) -> tuple[dict, list[Found]]:
-    """The checked data with the schema's defaults filled in, and every problem found."""
+def _check(document: YamlDocument, *, environ: Mapping[str, str]) -> tuple[dict, list[Found], list[Found]]:
+    """The checked data with the schema's defaults filled in, every problem found, and
+    the references to variables that are not set."""
     data = document.data
     if not isinstance(data, dict):
         kind = {list: "a list", str: "a string"}.get(type(data), "a single value")
-        return {}, [((), f"an app file is a mapping that starts with 'version: {SUPPORTED_VERSION}', not {kind}", None)]
+        return {}, [((), f"an app file is a mapping that starts with 'version: {SUPPORTED_VERSION}', not {kind}", None)], []
     if "version" in data and data["version"] != SUPPORTED_VERSION:
-        return {}, [(("version",), f"this kit reads app files of version {SUPPORTED_VERSION}, not {data['version']!r}", None)]
+        return {}, [(("version",), f"this kit reads app files of version {SUPPORTED_VERSION}, not {data['version']!r}", None)], []
 
-    data, problems = _substitute(data, (), environ)
-    unset = {path for path, _, _ in problems}  # their values are placeholders: say nothing more
+    data, problems, unset = _substitute(data, (), environ)
+    placeholders = {path for path, _, _ in problems + unset}  # say nothing more about these values
     for error in _validator().iter_errors(data):  # fills in the schema's defaults as it goes
-        problems += (p for p in _explain(error) if p[0] not in unset)
+        problems += (p for p in _explain(error) if p[0] not in placeholders)
     seen = {path for path, _, _ in problems}
-    problems += (p for p in _check_rooms(data) if p[0] not in seen)
-    return data, problems
+    problems += (p for p in _check_rooms(data) + _check_widget_ids(data) if p[0] not in seen)
+    return data, problems, unset
 
 
 def _located(filename: str, document: YamlDocument | None, problems: Iterable[Found]) -> list[ConfigProblem]:
@@ -145,7 +212,11 @@ def _located(filename: str, document: YamlDocument | None, problems: Iterable[Fo
         if document is not None and not isinstance(where, Location):
             where = document.locate(path, at_key=where == "at_key")
         located.add(ConfigProblem(filename, where.line, where.column, json_path(path), message))
-    return sorted(located, key=lambda p: (p.line, p.column, p.path, p.message))
+    return sorted(located, key=_reading_order)
+
+
+def _reading_order(problem: ConfigProblem) -> tuple[int, int, str, str]:
+    return (problem.line, problem.column, problem.path, problem.message)
 
 
 # -- ${NAME} from the environment ---------------------------------------------------
@@ -162,21 +233,21 @@ class EnvValue(str):
         return repr(self.reference)
 
 
-def _substitute(value: object, path: JsonPath, environ: Mapping[str, str]) -> tuple[object, list[Found]]:
-    if isinstance(value, dict):
-        problems: list[Found] = []
-        result = {}
-        for key, item in value.items():
-            result[key], found = _substitute(item, path + (key,), environ)
-            problems += found
-        return result, problems
-    if isinstance(value, list):
-        pairs = [_substitute(item, path + (i,), environ) for i, item in enumerate(value)]
-        return [v for v, _ in pairs], [p for _, found in pairs for p in found]
+def _substitute(value: object, path: JsonPath, environ: Mapping[str, str]) -> tuple[object, list[Found], list[Found]]:
+    """The value with every ${NAME} replaced, the malformed references, and the
+    references to variables that are not set (replaced by an empty string)."""
+    if isinstance(value, dict | list):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        done = {key: _substitute(item, path + (key,), environ) for key, item in items}
+        values = {key: v for key, (v, _, _) in done.items()}
+        problems = [p for _, found, _ in done.values() for p in found]
+        unset = [p for _, _, found in done.values() for p in found]
+        return (values if isinstance(value, dict) else list(values.values())), problems, unset
     if not isinstance(value, str) or "$" not in value:
-        return value, []
+        return value, [], []
 
-    problems = []
+    problems: list[Found] = []
+    unset: list[Found] = []
     used = False
 
     def replace(match: re.Match[str]) -> str:
@@ -189,17 +260,17 @@ def _substitute(value: object, path: JsonPath, environ: Mapping[str, str]) -> tu
             return ""
         used = True
         if name not in environ:
-            problems.append((path, f"the environment variable {name} is not set", None))
+            unset.append((path, f"the environment variable {name} is not set", None))
             return ""
         return environ[name]
 
     text = _REFERENCE.sub(replace, value)
     if not used:
-        return text, problems
+        return text, problems, unset
     result = EnvValue(text)
     result.reference = value
     result.whole = bool(_ENV_REFERENCE.fullmatch(value))
-    return result, problems
+    return result, problems, unset
 
 
 # -- JSON Schema ---------------------------------------------------------------------
@@ -245,6 +316,12 @@ def _validator() -> Draft202012Validator:
     extra = {"properties": fill_then_check, "x-env-only": env_only, "x-history-url": history_url}
     cls = validators.extend(Draft202012Validator, extra)
     return cls(load_schema("app"), format_checker=FormatChecker())
+
+
+@functools.cache
+def _widget_validator() -> Draft202012Validator:
+    """The app-file validator for one entry of `widgets`."""
+    return _validator().evolve(schema={"$ref": f"{load_schema('app')['$id']}#/$defs/widget"})
 
 
 def _explain(error: ValidationError) -> list[Found]:
@@ -319,6 +396,19 @@ def _check_rooms(data: dict) -> list[Found]:
     ]
 
 
+def _check_widget_ids(data: dict) -> list[Found]:
+    """No two widgets share an id (the schema cannot say this across list items)."""
+    widgets = data.get("widgets")
+    first: dict[object, int] = {}
+    problems: list[Found] = []
+    for i, widget in enumerate(widgets if isinstance(widgets, list) else []):
+        if isinstance(widget, dict) and isinstance(widget.get("id"), str):
+            if widget["id"] in first:
+                problems.append((("widgets", i, "id"), f"id {widget['id']!r} is already the id of widgets[{first[widget['id']]}]", None))
+            first.setdefault(widget["id"], i)
+    return problems
+
+
 # -- typed settings --------------------------------------------------------------------
 
 
@@ -339,6 +429,7 @@ def _settings(data: dict, *, base_dir: Path | None) -> AppSettings:
         limits=_typed(LimitsConfig, data["limits"]),
         access=_typed(AccessConfig, data["access"]),
         history=_typed(HistoryConfig, data["history"], url=HistoryUrl.parse(data["history"]["url"], base_dir=base_dir).url),
+        page=_typed(PageSettings, data["page"]),
         widgets=tuple(_widget(w, rooms) for w in data["widgets"]),
     )
 

@@ -1,4 +1,4 @@
-"""The command line: `python -m components {watch,join,acl,validate,schema} ...`.
+"""The command line: `python -m components {watch,join,acl,validate,schema,run,edit} ...`.
 
     watch --broker mqtt://HOST:PORT --org ORG [--room ROOM]
         one JSON object per line, flushed at once: first a line per user of the current
@@ -10,6 +10,16 @@
     acl --org ORG --server-account NAME [--user USER ...] --out DIR
         write Mosquitto's `acl` and `passwd` files and a 0600 `credentials` file with the
         plain passwords (see components.broker_acl and deploy/README.md).
+    validate [--require-env] FILE...
+        check app files; an unset ${NAME} is a warning unless --require-env.
+    run APP.yaml [STREAMLIT OPTIONS]
+        serve the app the file describes, with no Python file (components/apps/run_app.py).
+    edit APP.yaml [STREAMLIT OPTIONS]
+        the visual editor of an app file, on a free loopback port (components/apps/editor_app.py).
+
+`run` and `edit` check what they are given, then become `streamlit run` (exec), so
+Streamlit's options (--server.port 8600, --theme.base dark, ...) pass through and a
+signal to this process reaches Streamlit itself.
 
 Every failure the user can cause (bad id, bad URL, unreachable broker, invalid app
 file) prints one clear line per problem on stderr and exits non-zero, never a traceback.
@@ -20,16 +30,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from pathlib import Path
+from typing import NoReturn, TextIO
 
 from .broker import BrokerSettings
-from .errors import PresenceKitError
+from .errors import ConfigError, PresenceKitError
 from .events import Event, PresenceChanged, Snapshot
 from .ids import check_id
 from .presence import UserPresence
@@ -73,8 +85,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check app files against the schema")
     validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--require-env", action="store_true", help="an unset ${NAME} is an error, not a warning")
 
     commands.add_parser("schema", help="print the app-file JSON Schema")
+
+    for name, text in (("run", "serve the app an app file describes"), ("edit", "edit an app file visually, with a live preview")):
+        sub = commands.add_parser(name, help=f"{text} (Streamlit's options pass through)")
+        sub.add_argument("file", metavar="APP.yaml")
+        sub.add_argument("streamlit_options", nargs=argparse.REMAINDER, metavar="STREAMLIT OPTIONS", help="e.g. --server.port 8600")
     return parser
 
 
@@ -202,6 +220,64 @@ def _acl(args: argparse.Namespace) -> int:
     return 0
 
 
+PING_INTERVAL = "5"
+"""Seconds between the server's WebSocket pings unless told otherwise: a tab whose
+network silently drops is noticed within about twice this (guarantee 2)."""
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .app_file import load_app_file
+
+    path = Path(args.file).resolve()
+    try:
+        load_app_file(path)  # every problem (unset variables too) before anything starts
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    options = _with_defaults(args.streamlit_options, {"server.websocketPingInterval": PING_INTERVAL})
+    _become_streamlit("run_app.py", path, options)
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from .app_document import AppDocument
+    from .embedded_broker import free_port
+
+    path = Path(args.file).resolve()
+    AppDocument.open(path)  # an unreadable file or text that is not a YAML mapping: say so now
+    options = _with_defaults(
+        args.streamlit_options,
+        {"server.address": "127.0.0.1", "server.port": str(free_port()), "server.websocketPingInterval": PING_INTERVAL},
+    )
+    address, port = _option(options, "server.address"), _option(options, "server.port")
+    print(f"Editing {path} at http://{address}:{port}", flush=True)
+    _become_streamlit("editor_app.py", path, options)
+
+
+def _with_defaults(options: list[str], defaults: dict[str, str]) -> list[str]:
+    """Streamlit options as given, plus `--NAME VALUE` for each default not given."""
+    return options + [part for name, value in defaults.items() if _option(options, name) is None for part in (f"--{name}", value)]
+
+
+def _option(options: list[str], name: str) -> str | None:
+    for i, option in enumerate(options):
+        if option == f"--{name}" and i + 1 < len(options):
+            return options[i + 1]
+        if option.startswith(f"--{name}="):
+            return option.partition("=")[2]
+    return None
+
+
+def _become_streamlit(script: str, app_file: Path, options: list[str]) -> NoReturn:
+    from .apps import APP_FILE_VARIABLE
+
+    apps = Path(__file__).resolve().parent / "apps"
+    env = dict(os.environ)
+    env[APP_FILE_VARIABLE] = str(app_file)
+    # `streamlit run` puts the script's folder on sys.path, not the one that holds `components`
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(apps.parent.parent), env.get("PYTHONPATH")]))
+    os.execve(sys.executable, [sys.executable, "-m", "streamlit", "run", str(apps / script), *options], env)
+
+
 def _unreachable(reason: str) -> int:
     print(f"error: broker unreachable: {reason}", file=sys.stderr)
     return EXIT_BROKER_UNREACHABLE
@@ -222,7 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             from .app_file import validate_command
 
-            return validate_command(args.files, stderr=sys.stderr)
+            return validate_command(args.files, require_env=args.require_env, stderr=sys.stderr)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "edit":
+            return _edit(args)
         if args.command == "schema":
             from .app_file import schema_command
 

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 class PresenceKitError(Exception):
@@ -56,16 +57,19 @@ class InvalidToken(PresenceKitError):
 
 @dataclass(frozen=True)
 class ConfigProblem:
-    """One thing wrong with an app file, shown as `FILE:LINE:COL: $.json.path: message`."""
+    """One thing wrong with an app file, shown as `FILE:LINE:COL: $.json.path: message`
+    (a warning as `FILE:LINE:COL: $.json.path: warning: message`)."""
 
     file: str
     line: int
     column: int
     path: str
     message: str
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+        warning = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}:{self.column}: {self.path}: {warning}{self.message}"
 
 
 class ConfigError(PresenceKitError):

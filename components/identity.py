@@ -55,3 +55,10 @@ def identify(config: IdentityConfig) -> Identity | None:
         return Identity(user_id_for(value), value) if value else None
     value = st.query_params.get("user")
     return Identity(user_id_for(value), value) if value else None
+
+
+def ask_for_name() -> Identity | None:
+    """A display name typed on the page, or None until there is one. Like `?user=`,
+    for demos and tests only: anyone can claim any name."""
+    name = st.text_input("Your display name", max_chars=60, placeholder="e.g. Ana").strip()
+    return Identity(user_id_for(name), name) if name else None

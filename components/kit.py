@@ -23,7 +23,6 @@ import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +39,7 @@ from .embedded_broker import EmbeddedBroker
 from .errors import PresenceKitError
 from .identity import Identity, identify
 from .rooms import DEFAULT_CURSOR_TTL
+from .kit_widgets import WidgetMethods, mount_widget
 from .session import PresenceSession
 from .settings import (
     AppSettings,
@@ -52,7 +52,6 @@ from .settings import (
 )
 from .tab_admission import AdmissionLimits
 from .tokens import TokenSigner, process_signer
-from .widgets import mount
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ DEFAULT_HISTORY = 200
 W = TypeVar("W", bound=WidgetSettings)
 
 
-class PresenceKit:
+class PresenceKit(WidgetMethods):
     def __init__(self, settings: AppSettings, *, environ: dict[str, str] | None = None) -> None:
         self.settings = settings
         self._environ = dict(os.environ if environ is None else environ)
@@ -133,7 +132,7 @@ class PresenceKit:
             rooms=settings.rooms,
             leave_grace=settings.broker.leave_grace,
             last_seen_retention=settings.broker.last_seen_retention,
-            history=max((w.history for w in self.widgets_of(ChatPanelSettings)), default=DEFAULT_HISTORY),
+            history=self.chat_history(),
             cursor_ttl=max((w.hide_after for w in self.widgets_of(CursorOverlaySettings)), default=DEFAULT_CURSOR_TTL),
             devices_per_user=settings.limits.devices_per_user,
         ).start()
@@ -205,6 +204,10 @@ class PresenceKit:
         private |= {w.room for w in self.widgets_of(ChatPanelSettings) if w.private_receipts}
         return frozenset(private)
 
+    def chat_history(self) -> int:
+        """Chat messages the session keeps per room: the largest chat_panel history."""
+        return max((w.history for w in self.widgets_of(ChatPanelSettings)), default=DEFAULT_HISTORY)
+
     # -- the page side ---------------------------------------------------------------------
     def identify(self) -> Identity | None:
         return identify(self.settings.identity)
@@ -230,9 +233,7 @@ class PresenceKit:
             st.error(f"Presence is unavailable: {exc}")
             return
         for widget in self.settings.widgets if widgets is None else widgets:
-            # by identity: two widgets with the same settings are equal, not the same entry
-            index = next(i for i, entry in enumerate(self.settings.widgets) if entry is widget)
-            mount(widget.type, key=f"presence-kit-{index}-{widget.type}", data={"type": widget.type, "connection": connection, "options": asdict(widget)})
+            mount_widget(widget, key=self._key_in_file(widget), connection=connection)
 
     def widgets_of(self, kind: type[W]) -> list[W]:
         """The app file's widgets of one settings type, e.g. `kit.widgets_of(ChatPanelSettings)`."""

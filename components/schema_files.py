@@ -1,10 +1,11 @@
 """Access to the JSON Schema files under `schemas/`, the single source of truth.
 
-Installed, the schemas are the package `components.schemas` inside the wheel and are
-read with importlib.resources. Imported from a source checkout (tests run with the repo
-on sys.path), the checkout's own `schemas/` folder beside `components/` is read, even
-when an editable install of another checkout maps `components.schemas` elsewhere (a
-git worktree beside the main checkout): the schemas always match the code.
+Installed, the schemas are the package `components.schemas` inside the wheel. In a
+source checkout (tests run with the repo on sys.path) they are the repository's
+`schemas/` folder beside `components/`. The folder that belongs to the imported
+package is read first: an editable install of another checkout maps the package name
+`components.schemas` to *that* checkout's folder, which may hold other schemas.
+importlib.resources is the fallback (e.g. a zipped install).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 
 
 def _schema_dir() -> Traversable:
-    checkout = Path(__file__).resolve().parent.parent / "schemas"
-    if (checkout / "app.schema.json").is_file():
-        return checkout
+    package = Path(__file__).resolve().parent
+    for folder in (package / "schemas", package.parent / "schemas"):  # a wheel, a checkout
+        if (folder / "app.schema.json").is_file():
+            return folder
     return resources.files("components.schemas")
 
 

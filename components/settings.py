@@ -14,6 +14,7 @@ from typing import ClassVar, Literal, get_args
 
 IdentitySource = Literal["streamlit_login", "header", "query_param"]
 MqttProtocol = Literal["5", "3.1.1"]
+PageLayout = Literal["centered", "wide"]
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,16 @@ class HistoryConfig:
 
 
 @dataclass(frozen=True)
+class PageSettings:
+    title: str | None  # None: the org id
+    icon: str | None  # None: Streamlit's own
+    layout: PageLayout
+
+
+@dataclass(frozen=True)
 class PresenceListSettings:
     type: ClassVar[str] = "presence_list"
+    id: str | None  # None: named by its position in the file
     room: str | None  # None: everyone in the org
     counter_above: int
     counter_hysteresis: int
@@ -82,6 +91,7 @@ class PresenceListSettings:
 @dataclass(frozen=True)
 class TypingIndicatorSettings:
     type: ClassVar[str] = "typing_indicator"
+    id: str | None  # None: named by its position in the file
     room: str
     ttl: float
 
@@ -89,6 +99,7 @@ class TypingIndicatorSettings:
 @dataclass(frozen=True)
 class CursorOverlaySettings:
     type: ClassVar[str] = "cursor_overlay"
+    id: str | None  # None: named by its position in the file
     room: str
     region: str | None  # None: the whole page
     rate_hz: float
@@ -98,6 +109,7 @@ class CursorOverlaySettings:
 @dataclass(frozen=True)
 class ReadReceiptsSettings:
     type: ClassVar[str] = "read_receipts"
+    id: str | None  # None: named by its position in the file
     room: str
     private: bool
     collapse_above: int
@@ -106,6 +118,7 @@ class ReadReceiptsSettings:
 @dataclass(frozen=True)
 class ReactionsSettings:
     type: ClassVar[str] = "reactions"
+    id: str | None  # None: named by its position in the file
     room: str
     emojis: tuple[str, ...]
     burst_window_ms: int
@@ -115,6 +128,7 @@ class ReactionsSettings:
 @dataclass(frozen=True)
 class ChatPanelSettings:
     type: ClassVar[str] = "chat_panel"
+    id: str | None  # None: named by its position in the file
     room: str
     history: int
     typing_ttl: float
@@ -145,4 +159,5 @@ class AppSettings:
     limits: LimitsConfig
     access: AccessConfig
     history: HistoryConfig
+    page: PageSettings
     widgets: tuple[WidgetSettings, ...]

@@ -22,6 +22,7 @@ from components.settings import (
     ChatPanelSettings,
     HistoryConfig,
     IdentityConfig,
+    PageSettings,
     TlsConfig,
     TypingIndicatorSettings,
     WIDGET_SETTINGS,
@@ -133,6 +134,7 @@ def test_schema_lists_exactly_the_widget_types_settings_knows():
         (TlsConfig, APP["properties"]["broker"]["properties"]["tls"]),
         (IdentityConfig, APP["properties"]["identity"]),
         (HistoryConfig, APP["properties"]["history"]),
+        (PageSettings, APP["properties"]["page"]),
         *[(WIDGET_SETTINGS[name], schema) for name, schema in widget_defs().items()],
     ],
     ids=lambda v: getattr(v, "__name__", ""),
@@ -181,7 +183,7 @@ def test_a_changed_default_in_the_schema_changes_the_settings(monkeypatch):
         app = load_app_text(f"{MINIMAL}widgets: [{{type: typing_indicator}}]\n", environ={})
     finally:
         app_file._validator.cache_clear()
-    assert app.widgets == (TypingIndicatorSettings(room="lobby", ttl=9),)
+    assert app.widgets == (TypingIndicatorSettings(id=None, room="lobby", ttl=9),)
 
 
 def test_written_values_win_over_defaults_and_are_typed():
@@ -192,7 +194,7 @@ def test_written_values_win_over_defaults_and_are_typed():
     )
     assert app.broker.protocol == "5" and app.broker.keepalive == 12
     assert app.widgets[0].emojis == ("🚀",)
-    assert app.widgets[1] == ChatPanelSettings(room="lobby", history=200, typing_ttl=6, private_receipts=False, height=480)
+    assert app.widgets[1] == ChatPanelSettings(id=None, room="lobby", history=200, typing_ttl=6, private_receipts=False, height=480)
     with pytest.raises(dataclasses.FrozenInstanceError):
         app.org = "other"  # type: ignore[misc]
 
@@ -296,6 +298,22 @@ def test_widget_room_must_be_listed():
     assert {p.path for p in problems} == {"$.widgets[0].room", "$.widgets[0].history"}
 
 
+def test_widget_ids_are_ids_and_unique():
+    text = f"{MINIMAL}widgets:\n  - {{type: presence_list, id: people}}\n  - {{type: chat_panel, id: talk}}\n  - {{type: chat_panel, id: people}}\n"
+    problem = only_problem(text)
+    assert (problem.line, problem.path, problem.message) == (6, "$.widgets[2].id", "id 'people' is already the id of widgets[0]")
+    assert only_problem(f"{MINIMAL}widgets: [{{type: reactions, id: 'a b'}}]\n").path == "$.widgets[0].id"
+    app = load_app_text(text.replace("id: people}\n", "id: more}\n", 2).replace("id: more", "id: people", 1), environ={})
+    assert [w.id for w in app.widgets] == ["people", "talk", "more"]
+
+
+def test_page_settings_default_from_the_schema():
+    assert load_app_text(MINIMAL, environ={}).page == PageSettings(title=None, icon=None, layout="centered")
+    page = load_app_text(f"{MINIMAL}page: {{title: Team room, icon: '🟢', layout: wide}}\n", environ={}).page
+    assert page == PageSettings(title="Team room", icon="🟢", layout="wide")
+    assert only_problem(f"{MINIMAL}page: {{layout: full}}\n").message == "'full' is not one of 'centered', 'wide'"
+
+
 def test_identity_header_rules():
     assert load_app_text(f"{MINIMAL}identity: {{source: header, header: X-User}}\n", environ={}).identity.header == "X-User"
     assert only_problem(f"{MINIMAL}identity: {{source: header}}\n").message == "missing required key 'header'"
@@ -339,6 +357,24 @@ def test_unset_variable_is_named_with_its_path():
     problem = only_problem(f"{MINIMAL}broker:\n  url: mqtt://h\n  password: ${{MQTT_PASSWORD}}\n")
     assert (problem.line, problem.path) == (5, "$.broker.password")
     assert problem.message == "the environment variable MQTT_PASSWORD is not set"
+
+
+def test_a_checked_file_may_leave_its_variables_unset_but_an_app_may_not():
+    from components.app_file import check_app_text
+
+    text = f"{MINIMAL}broker:\n  url: mqtt://h\n  username: ${{MQTT_USER}}\n  password: ${{MQTT_PASSWORD}}\n"
+    check = check_app_text(text, filename="app.yaml", environ={"MQTT_USER": "bot"})
+    assert check.problems == ()
+    (warning,) = check.unset
+    assert str(warning) == "app.yaml:6:13: $.broker.password: warning: the environment variable MQTT_PASSWORD is not set"
+    assert check.settings is not None and check.settings.broker.username == "bot"
+    assert [p.severity for p in check.findings(require_env=True)] == ["error"]
+    with pytest.raises(ConfigError, match=r"app.yaml:6:13: \$.broker.password: the environment variable"):
+        check.settings_or_raise()
+    # an unset variable hides no other problem
+    invalid = check_app_text(text + "widgets: [{type: chat}]\n", filename="app.yaml", environ={})
+    assert [p.path for p in invalid.findings(require_env=False)] == ["$.broker.username", "$.broker.password", "$.widgets[0].type"]
+    assert invalid.settings is None
 
 
 def test_malformed_reference_is_refused():

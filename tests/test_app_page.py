@@ -43,7 +43,7 @@ def test_presence_list_is_mounted_with_a_token_for_the_user_and_the_app_file_opt
     at = run_demo(monkeypatch, app_file=REPO / "examples" / "demo.yaml", user="Ana")
     assert not at.exception
     (data,) = [_data(c) for c in at.get("bidi_component") if _data(c)["type"] == "presence_list"]
-    assert data["options"] == {"room": None, "counter_above": 30, "counter_hysteresis": 5, "away_after": 300, "show_devices": True, "title": "Who's here"}
+    assert data["options"] == {"id": None, "room": None, "counter_above": 30, "counter_hysteresis": 5, "away_after": 300, "show_devices": True, "title": "Who's here"}
     connection = data["connection"]
     assert (connection["org"], connection["user"], connection["wsPath"]) == ("demo", "Ana", "/presence-kit/ws")
     claims = process_signer().verify(connection["token"])

@@ -1,4 +1,5 @@
-"""`python -m components validate` and `schema`, run as a user runs them."""
+"""`python -m components validate` and `schema`, and what `run` and `edit` refuse before
+starting, run as a user runs them."""
 
 from __future__ import annotations
 
@@ -102,3 +103,31 @@ def test_readme_example_is_valid_and_its_mistakes_print_as_shown(tmp_path):
     result = run("validate", "app.yaml", cwd=tmp_path, unset=("MQTT_PASSWORD",))
     assert result.stderr.splitlines() == expected_output
     assert str(result.returncode) == shown[-1]
+
+
+def test_examples_validate_without_their_secrets_and_say_what_is_unset():
+    result = run("validate", *map(str, EXAMPLES), unset=("MQTT_USERNAME", "MQTT_PASSWORD"))
+    assert result.returncode == 0, result.stderr
+    secured = str(ROOT / "examples" / "secured_broker.yaml")
+    assert result.stderr.splitlines() == [
+        f"{secured}:7:13: $.broker.username: warning: the environment variable MQTT_USERNAME is not set",
+        f"{secured}:8:13: $.broker.password: warning: the environment variable MQTT_PASSWORD is not set",
+    ]
+
+
+def test_require_env_makes_an_unset_variable_a_problem():
+    result = run("validate", "--require-env", *map(str, EXAMPLES), unset=("MQTT_PASSWORD",))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{ROOT / 'examples' / 'secured_broker.yaml'}:8:13: $.broker.password: the environment variable MQTT_PASSWORD is not set"
+    ]
+    assert run("validate", "--require-env", *map(str, EXAMPLES)).returncode == 0  # all set
+
+
+def test_run_refuses_a_file_that_would_not_start_before_starting_anything(tmp_path):
+    app = tmp_path / "app.yaml"
+    app.write_text("version: 1\norg: acme\nbroker:\n  url: mqtt://127.0.0.1:1\n  password: ${MQTT_PASSWORD}\n", encoding="utf-8")
+    result = run("run", "app.yaml", "--server.port", "1", cwd=tmp_path, unset=("MQTT_PASSWORD",))
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"{app}:5:13: $.broker.password: the environment variable MQTT_PASSWORD is not set\n"
+    assert run("edit", "missing/dir/app.yaml", cwd=tmp_path).returncode == 2
