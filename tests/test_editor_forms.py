@@ -9,7 +9,6 @@ import copy
 import json
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from components import app_form

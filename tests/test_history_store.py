@@ -16,7 +16,7 @@ import pytest
 from components import ChatMessage, HistoryUnavailable, InvalidHistoryStore, InvalidId, InvalidMessageId, open_history_store
 from components.history_url import HistoryUrl, redact
 from components.history_writer import QUEUE_LIMIT, HistoryWriter
-from components.message_ids import MAX_CLOCK_SKEW, MessageIds, floor_id
+from components.message_ids import MAX_CLOCK_SKEW, MessageIds
 
 from helpers import HistoryPlace, end_process, python_child, wait_for
 
