@@ -51,6 +51,7 @@ class Device(ReconnectingClient):
         audience: Callable[[str, str], bool] | None = None,
         store_first: Callable[[ChatMessage], object] | None = None,
         on_closed: Callable[[Device], None] | None = None,
+        on_rooms: Callable[[Device], None] | None = None,
     ) -> None:
         self.user = check_id(user, kind="user")
         self.device = check_id(device, kind="device")
@@ -72,6 +73,7 @@ class Device(ReconnectingClient):
         self._audience = audience
         self._store_first = store_first
         self._on_closed = on_closed
+        self._on_rooms = on_rooms
         self.reasserted = 0
         self.cursors_sent = 0
         self.closed = False
@@ -150,6 +152,18 @@ class Device(ReconnectingClient):
                 return
             self._status = status
             self._since = self.wiring.wall() if since is None else since
+        self._on_network(self._announce)
+
+    def set_rooms(self, rooms: tuple[str, ...]) -> None:
+        """The rooms this device is in now (what its page shows): re-announced with the
+        same epoch, so watchers see it move, never leave."""
+        rooms = tuple(dict.fromkeys(check_id(room, kind="room") for room in rooms))
+        with self._lock:
+            if rooms == self.rooms:
+                return
+            self.rooms = rooms
+        if self._on_rooms is not None:
+            self._on_rooms(self)
         self._on_network(self._announce)
 
     def typing(self, room: str, *, active: bool = True, ttl: float = DEFAULT_TYPING_TTL) -> None:

@@ -51,6 +51,15 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomSynced:
+    """A room entered on demand has its retained state complete: its state now, after
+    which its events are deltas."""
+
+    room: str
+    snapshot: RoomSnapshot
+
+
+@dataclass(frozen=True, slots=True)
 class PresenceChanged:
     user: str
     presence: UserPresence | None
@@ -95,6 +104,7 @@ class ReactionReceived:
 
 Event = (
     Snapshot
+    | RoomSynced
     | PresenceChanged
     | TypingChanged
     | CursorMoved

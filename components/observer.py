@@ -1,5 +1,6 @@
-"""The process's one watching connection: it subscribes to the org's presence and the
-configured rooms, feeds an OrgState, and hands the resulting events on.
+"""The process's one watching connection: it subscribes to the org's presence and to
+the rooms the process shows (added and removed on demand), feeds an OrgState, and
+hands the resulting events on.
 
 Snapshot and live stream (a default Mosquitto drops QoS 1 deliveries past ~1,000
 queued, and a lost offline is a ghost):
@@ -8,10 +9,14 @@ queued, and a lost offline is a ghost):
 2. on that SUBACK, snapshot: `presence/{org}/#` and `receipts/{org}/{room}/#` at QoS 0,
    which a default broker delivers in full;
 3. end-of-snapshot marker: on the snapshot's SUBACK the observer publishes one QoS 0
-   message to its own sync topic. The broker queued every retained message before it
-   sent that SUBACK and delivers one client's messages in order, so when the echo
-   comes back the snapshot is complete (one round trip, no guessed quiet period).
-   Then the snapshot filters are dropped. Epochs make the two streams safe to merge.
+   message to its own sync topic, a random marker it remembers. The broker queued
+   every retained message before it sent that SUBACK and delivers one client's
+   messages in order, so when the marker comes back the snapshot is complete (one
+   round trip, no guessed quiet period). Then the snapshot filters are dropped.
+   Epochs make the two streams safe to merge. A payload on the sync topic that is not
+   a marker in flight (another account may write there) changes nothing.
+A room added later (rooms on demand) takes the same three steps for its own topics,
+and its own marker emits RoomSynced when its retained receipts are complete.
 On 3.1.1 (no retain handling) the live subscription repeats some retained messages;
 they are equal to what is held and change nothing.
 
@@ -40,10 +45,11 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Callable
 
-from .events import ChatMessage, ChatReceived, CursorMoved, Event, TypingChanged
+from .events import ChatMessage, ChatReceived, CursorMoved, Event, RoomSynced, TypingChanged
 from .mqtt_connection import Connection, Subscription
 from .network_loop import Timer
 from .org_state import OrgState
@@ -86,6 +92,14 @@ class Observer(ReconnectingClient):
         self._surplus_after = surplus_after
         self._reap_every = surplus_after
         self._sync_topic = ""
+        self._markers: dict[bytes, str | None] = {}
+        """End-of-snapshot markers in flight: random payloads echoed on our sync topic,
+        for the org's snapshot (None) or one room's, so nobody else's echo can end one."""
+        self.ready_rooms: set[str] = set()
+        """Rooms whose retained state is complete on the current connection."""
+        self._syncing_rooms: set[str] = set()
+        """Rooms added on demand whose marker has not come back: their retained messages
+        reach listeners in their RoomSynced, not one by one."""
         self._expiry_timer: Timer | None = None
         self._expiry_at: float | None = None
         self._reap_timer: Timer | None = None
@@ -105,35 +119,76 @@ class Observer(ReconnectingClient):
         scheme, org = self.wiring.scheme, self.wiring.org
         subs = [Subscription(f, qos=1, retain_handling=2) for f in scheme.presence_filters(org)]
         for room in self.state.rooms:
-            for kind in ROOM_KINDS:
-                qos = 1 if kind in ("receipts", "chat") else 0
-                subs.append(Subscription(scheme.room_filter(kind, org, room), qos=qos, retain_handling=2))
+            subs += self._room_live(room)
         subs.append(Subscription(self._sync_topic, qos=0))
         return subs
 
-    def _snapshot_filters(self) -> list[str]:
+    def _room_live(self, room: str) -> list[Subscription]:
         scheme, org = self.wiring.scheme, self.wiring.org
-        filters = [scheme.snapshot_filter("presence", org)]
-        filters += [scheme.snapshot_filter(kind, org, room) for room in self.state.rooms for kind in ROOM_KINDS if kind in RETAINED_KINDS]
+        return [
+            Subscription(scheme.room_filter(kind, org, room), qos=1 if kind in ("receipts", "chat") else 0, retain_handling=2)
+            for kind in ROOM_KINDS
+        ]
+
+    def _room_snapshot_filters(self, room: str) -> list[str]:
+        return [self.wiring.scheme.snapshot_filter(kind, self.wiring.org, room) for kind in ROOM_KINDS if kind in RETAINED_KINDS]
+
+    def _snapshot_filters(self) -> list[str]:
+        filters = [self.wiring.scheme.snapshot_filter("presence", self.wiring.org)]
+        for room in self.state.rooms:
+            filters += self._room_snapshot_filters(room)
         return filters
+
+    def _echo(self, conn: Connection, room: str | None) -> None:
+        """Publish an end-of-snapshot marker for the org (None) or `room` to ourselves."""
+        marker = secrets.token_hex(8).encode()
+        self._markers[marker] = room
+        conn.publish(self._sync_topic, marker, qos=0, retain=False)
 
     # -- connection hooks (network thread) -------------------------------------------------
     def _on_connected(self, conn: Connection) -> None:
         self.synced.clear()
         self.refusal = None
+        self._markers.clear()
         self._sync_topic = self.wiring.scheme.sync_topic(self.wiring.org, f"o{os.getpid()}-{self.epoch}")
         with self._lock:
             self.state.begin_resync()
-        snapshot = [Subscription(f, qos=0) for f in self._snapshot_filters()]
+            self.ready_rooms.clear()
+        self._subscribe_then_echo(conn, self._live_subscriptions(), self._snapshot_filters(), room=None)
 
-        def on_snapshot_ack() -> None:
-            conn.publish(self._sync_topic, b"", qos=0, retain=False)
-
+    def _subscribe_then_echo(self, conn: Connection, live: list[Subscription], snapshot: list[str], *, room: str | None) -> None:
+        """Live first (so nothing is missed between the two), then the retained snapshot
+        at QoS 0, then our marker: when it comes back, the snapshot is complete."""
+        retained = [Subscription(f, qos=0) for f in snapshot]
         conn.subscribe(
-            self._live_subscriptions(),
-            on_ack=lambda: conn.subscribe(snapshot, on_ack=on_snapshot_ack, on_refused=self._refused),
+            live,
+            on_ack=lambda: conn.subscribe(retained, on_ack=lambda: self._echo(conn, room), on_refused=self._refused),
             on_refused=self._refused,
         )
+
+    # -- rooms on demand (network thread) ----------------------------------------------------
+    def add_room(self, room: str) -> None:
+        """Keep `room`: subscribe to its topics now (or with everything on the next
+        connect); RoomSynced is emitted when its retained receipts are complete."""
+        with self._lock:
+            if not self.state.add_room(room):
+                return
+        conn = self._conn
+        if conn is not None and self.connected:
+            self._syncing_rooms.add(room)
+            self._subscribe_then_echo(conn, self._room_live(room), self._room_snapshot_filters(room), room=room)
+
+    def remove_room(self, room: str) -> None:
+        """Forget `room` and leave its topics."""
+        with self._lock:
+            if room not in self.state.rooms:
+                return
+            self.state.drop_room(room)
+            self.ready_rooms.discard(room)
+        self._syncing_rooms.discard(room)
+        conn = self._conn
+        if conn is not None and self.connected:
+            conn.unsubscribe([s.filter for s in self._room_live(room)])
 
     def _refused(self, why: str) -> None:
         """A subscription the snapshot needs was refused: never synced on this
@@ -145,7 +200,9 @@ class Observer(ReconnectingClient):
         self.synced.clear()  # until the next snapshot, what we hold may be stale
         if self._probe_timer is not None:
             self._probe_timer.cancel()
+        self._syncing_rooms.clear()  # the next connect's snapshot covers every room
         with self._lock:  # live devices as of now: each must show a new epoch or answer a probe
+            self.ready_rooms.clear()
             for user, state in self.state.presence.devices():
                 # only the kit's own devices (epoch > 0) know to answer a probe
                 if state.device is not None and state.live and state.epoch > 0:
@@ -153,7 +210,9 @@ class Observer(ReconnectingClient):
 
     def _on_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
         if topic == self._sync_topic:
-            self._snapshot_complete(conn)
+            if payload in self._markers:  # anything else on our topic is somebody else's
+                room = self._markers.pop(payload)
+                self._snapshot_complete(conn) if room is None else self._room_complete(conn, room)
             return
         if self._probed and not retained and topic in self._probed and self._answers_probe(payload):
             del self._probed[topic]  # the device answered: it lives
@@ -163,6 +222,8 @@ class Observer(ReconnectingClient):
             for event in events:
                 if isinstance(event, ChatReceived):
                     self._record(event.message)  # only queues: never blocks this thread
+        if retained and events and self._syncing_rooms:
+            events = [e for e in events if getattr(e, "room", None) not in self._syncing_rooms]  # in its RoomSynced
         if not events or (retained and self.state.resyncing):
             return  # a resync's retained state reaches listeners as one Snapshot at its end
         if not self._pending:
@@ -184,6 +245,7 @@ class Observer(ReconnectingClient):
             return  # the echo is QoS 0, but be safe against a duplicate
         with self._lock:
             self.state.end_resync()
+            self.ready_rooms.update(self.state.rooms)
             self._emit([*self._pending, self.state.snapshot(complete=True)])
             self._pending = []
         conn.unsubscribe(self._snapshot_filters())
@@ -192,6 +254,17 @@ class Observer(ReconnectingClient):
         self._reap(conn)
         if self._suspects:
             self._probe_timer = self.wiring.network.call_later(REANNOUNCE_WINDOW, lambda: self._probe(conn))
+
+    def _room_complete(self, conn: Connection, room: str) -> None:
+        self._syncing_rooms.discard(room)
+        with self._lock:
+            state = self.state.rooms.get(room)
+            if state is None:
+                return  # left again meanwhile
+            self.ready_rooms.add(room)
+            self._emit([*self._pending, RoomSynced(room, state.snapshot())])
+            self._pending = []
+        conn.unsubscribe(self._room_snapshot_filters(room))
 
     # -- ghosts of a broker restart --------------------------------------------------------------
     def _still_silent(self) -> list[tuple[str, str, int]]:

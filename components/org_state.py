@@ -71,8 +71,11 @@ class OrgState:
         self.scheme = scheme
         self.org = org
         self.cursor_ttl = cursor_ttl
+        self._room_options = {"history": history, "cursor_ttl": cursor_ttl, "per_user": per_user}
         self.presence = PresenceBook()
-        self.rooms = {room: RoomState(room, history=history, cursor_ttl=cursor_ttl, per_user=per_user) for room in rooms}
+        self.rooms: dict[str, RoomState] = {}
+        for room in rooms:
+            self.add_room(room)
         self.counters = ReceiveCounters()
         self._resync: _Resync | None = None
 
@@ -159,6 +162,19 @@ class OrgState:
                 events.append(TypingChanged(room.room, room.typists()))
             events += [CursorMoved(room.room, u, d, None) for u, d in gone]
         return events
+
+    # -- rooms on demand ------------------------------------------------------------
+    def add_room(self, room: str) -> bool:
+        """Start keeping `room`'s state (its topics are being subscribed); False when it
+        is kept already."""
+        if room in self.rooms:
+            return False
+        self.rooms[room] = RoomState(room, **self._room_options)  # type: ignore[arg-type]
+        return True
+
+    def drop_room(self, room: str) -> None:
+        """Forget `room` (nobody here shows it any more); its messages are foreign now."""
+        self.rooms.pop(room, None)
 
     # -- time ---------------------------------------------------------------------
     def expire(self, *, mono: float) -> list[Event]:

@@ -11,6 +11,7 @@ Pure: no clock, no sockets; the caller passes the time.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -86,7 +87,9 @@ def device_presence(device: str | None, doc: dict[str, Any], *, observed_at: flo
 def aggregate(user: str, devices: dict[str | None, DevicePresence]) -> UserPresence:
     """Best status over devices; `since` is when that status began for the user:
     online since the earliest online device, away since the latest idle device went
-    away, offline since the last device was last seen."""
+    away, offline since the last device was last seen. `rooms` are the live devices'
+    rooms (a tab closed in one room does not keep its user there), or, with no live
+    device, the rooms of the device seen last."""
     if len(devices) == 1:  # most users: the same result without the scans below
         (only,) = devices.values()
         return UserPresence(user=user, status=only.status, since=only.since, devices=int(only.live),
@@ -98,7 +101,9 @@ def aggregate(user: str, devices: dict[str | None, DevicePresence]) -> UserPrese
     newest_named = max(
         (d for d in devices.values() if d.name or d.avatar), key=lambda d: d.epoch, default=None
     )
-    rooms = frozenset().union(*(d.rooms for d in devices.values()))
+    live = [d for d in devices.values() if d.live]
+    # the rooms a user is in now; with no live device, where they were last seen
+    rooms = frozenset().union(*(d.rooms for d in live)) if live else max(devices.values(), key=lambda d: d.since or 0).rooms
     return UserPresence(
         user=user,
         status=best,
@@ -116,6 +121,8 @@ class PresenceBook:
     def __init__(self) -> None:
         self._devices: dict[str, dict[str | None, DevicePresence]] = {}
         self._users: dict[str, UserPresence] = {}
+        self._live_in: Counter[str] = Counter()
+        """Per room: users with a live device in it (asked on every cursor a device sends)."""
         self.stale_ignored = 0
 
     def users(self) -> dict[str, UserPresence]:
@@ -124,11 +131,13 @@ class PresenceBook:
     def user(self, user: str) -> UserPresence | None:
         return self._users.get(user)
 
+    def user_count(self) -> int:
+        return len(self._users)
+
     def any_live_user(self, *, room: str, besides: str) -> bool:
-        """Is anyone but `besides` live in `room` (or in no particular room)?"""
-        return any(
-            u.user != besides and u.devices > 0 and (room in u.rooms or not u.rooms) for u in self._users.values()
-        )
+        """Is anyone but `besides` live in `room`?"""
+        mine = self._users.get(besides)
+        return self._live_in[room] > int(mine is not None and mine.devices > 0 and room in mine.rooms)
 
     def device(self, user: str, device: str | None) -> DevicePresence | None:
         return self._devices.get(user, {}).get(device)
@@ -164,13 +173,22 @@ class PresenceBook:
         del held[device]
         if not held:
             del self._devices[user]
-            del self._users[user]
+            self._count_live(self._users.pop(user), -1)
             return True, None
         return False, self._refresh(user)
 
     def _refresh(self, user: str) -> UserPresence | None:
         new = aggregate(user, self._devices[user])
-        if self._users.get(user) == new:
+        old = self._users.get(user)
+        if old == new:
             return None
+        if old is not None:
+            self._count_live(old, -1)
+        self._count_live(new, +1)
         self._users[user] = new
         return new
+
+    def _count_live(self, presence: UserPresence, change: int) -> None:
+        if presence.devices > 0:
+            for room in presence.rooms:
+                self._live_in[room] += change

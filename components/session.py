@@ -12,6 +12,13 @@ subscription, not N); every device has its own connection and will. All connecti
 share one network thread. Listeners run on one dispatcher thread, in order; a listener
 that raises is logged and counted and the others still run.
 
+Rooms follow demand: the rooms given at construction are watched for the session's
+life; any other room is watched while something of this process is in it (a device
+opened with it among its rooms, or `enter_room`), and for `linger` seconds after the
+last one left, so a tab that reloads or a page that navigates back does not make the
+session leave and re-enter. A room's events start with RoomSynced once its retained
+state is complete; `room_ready(room)` says whether it is.
+
 Chat history: given a `history_store`, a device's chat is stored before it is
 published (send_chat blocks for the write and raises HistoryUnavailable when it could
 not be stored), and the observer hands every chat it sees on the broker, whoever sent
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import queue
+from collections import Counter
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,12 +43,12 @@ from typing import Any
 from .broker import BrokerSettings
 from .device import MAX_CURSOR_HZ, Device
 from .epochs import EpochClock
-from .events import ChatMessage, Event, Snapshot
+from .events import ChatMessage, Event, RoomSnapshot, Snapshot
 from .history import HistoryStore, check_page
 from .history_writer import HistoryStats, HistoryWriter
 from .ids import check_id
 from .message_ids import MessageIds
-from .network_loop import NetworkLoop
+from .network_loop import NetworkLoop, Timer
 from .observer import SURPLUS_AFTER, Observer
 from .org_state import OrgState
 from .reconnecting import Wiring
@@ -48,6 +56,9 @@ from .rooms import DEFAULT_CURSOR_TTL, DEFAULT_PER_USER
 from .topics import TopicScheme
 
 log = logging.getLogger(__name__)
+
+DEFAULT_LINGER = 30.0
+"""Seconds a room stays watched after the last tab or bot of the process left it."""
 
 Listener = Callable[[Event], None]
 
@@ -58,6 +69,8 @@ class SessionStats:
     synced: bool
     broker: str
     last_error: str
+    users: int
+    """People the session knows of in the org (live or last seen)."""
     devices: int
     connections: int
     received: int
@@ -87,6 +100,7 @@ class PresenceSession:
         devices_per_user: int = DEFAULT_PER_USER,
         surplus_after: float = SURPLUS_AFTER,
         history_store: HistoryStore | None = None,
+        linger: float = DEFAULT_LINGER,
         observe: bool = True,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -128,6 +142,11 @@ class PresenceSession:
         self._dispatcher = threading.Thread(target=self._dispatch, name="presence-dispatch", daemon=True)
         self._devices: dict[tuple[str, str], Device] = {}
         self._message_ids = MessageIds(wall=wall)
+        self.linger = linger
+        self._room_demand: Counter[str] = Counter(rooms)  # the fixed rooms are never left
+        self._lingering: dict[str, Timer] = {}
+        self._device_rooms: dict[Device, list[Callable[[], None]]] = {}
+        """Per open device: how to leave each of its rooms."""
         self.listener_errors = 0
         self._started = False
 
@@ -210,6 +229,57 @@ class PresenceSession:
                         self.listener_errors += 1
                         log.exception("presence listener failed")
 
+    # -- rooms on demand ---------------------------------------------------------------------
+    def enter_room(self, room: str) -> Callable[[], None]:
+        """Watch `room` until the returned function is called (then `linger` seconds
+        more); calls nest."""
+        check_id(room, kind="room")
+        with self._lock:
+            self._room_demand[room] += 1
+            first = self._room_demand[room] == 1
+            lingering = self._lingering.pop(room, None)
+        if lingering is not None:
+            lingering.cancel()
+        elif first and self.observer is not None:
+            self.network.call_soon(lambda: self.observer.add_room(room))  # type: ignore[union-attr]
+        left = threading.Event()
+
+        def leave() -> None:
+            if not left.is_set():
+                left.set()
+                self._leave_room(room)
+
+        return leave
+
+    def _leave_room(self, room: str) -> None:
+        with self._lock:
+            self._room_demand[room] -= 1
+            if self._room_demand[room] > 0 or self.observer is None:
+                return
+            del self._room_demand[room]
+            self._lingering[room] = self.network.call_later(self.linger, lambda: self._drop_room(room))
+
+    def _drop_room(self, room: str) -> None:
+        """Network thread, after the linger: leave the room unless it was entered again."""
+        with self._lock:
+            if room in self._room_demand or self._lingering.pop(room, None) is None:
+                return
+        self.observer.remove_room(room)  # type: ignore[union-attr]
+
+    def room_ready(self, room: str) -> bool:
+        """Is `room` watched, with its retained state complete?"""
+        return self.observer is not None and room in self.observer.ready_rooms
+
+    def room_snapshot(self, room: str) -> RoomSnapshot | None:
+        """The state of a watched room now (None: not watched)."""
+        with self._lock:
+            state = self.state.rooms.get(room)
+            return state.snapshot() if state is not None else None
+
+    def watched_rooms(self) -> list[str]:
+        with self._lock:
+            return list(self.state.rooms)
+
     # -- devices -----------------------------------------------------------------------------
     def open_device(
         self,
@@ -221,7 +291,8 @@ class PresenceSession:
         rooms: Iterable[str] | None = None,
         cursor_hz: float = MAX_CURSOR_HZ,
     ) -> Device:
-        """Bring a device online with its own will-carrying connection."""
+        """Bring a device online with its own will-carrying connection; the session
+        watches the device's rooms while it is open."""
         dev = Device(
             self.wiring,
             user=user,
@@ -234,14 +305,26 @@ class PresenceSession:
             audience=self._others_in_room if self.observer is not None else None,
             store_first=self._store_first if self.history_store is not None else None,
             on_closed=self._forget_device,
+            on_rooms=self._device_moved,
         )
         with self._lock:
             old = self._devices.get((user, device))
             if old is not None and not old.closed:
                 raise ValueError(f"device {user}/{device} is already open in this session")
             self._devices[(user, device)] = dev
+            self._device_rooms[dev] = [self.enter_room(room) for room in dev.rooms]
         dev.start()
         return dev
+
+    def _device_moved(self, device: Device) -> None:
+        """A device's rooms changed: watch its new rooms before leaving the old ones."""
+        with self._lock:
+            leaves = self._device_rooms.get(device)
+            if leaves is None:
+                return
+            self._device_rooms[device] = [self.enter_room(room) for room in device.rooms]
+        for leave in leaves:
+            leave()
 
     # -- chat history ----------------------------------------------------------------------
     def history(self, room: str, *, before: str | None = None, limit: int = 50) -> list[ChatMessage]:
@@ -274,6 +357,9 @@ class PresenceSession:
         with self._lock:
             if self._devices.get((device.user, device.device)) is device:
                 del self._devices[(device.user, device.device)]
+            leaves = self._device_rooms.pop(device, [])
+        for leave in leaves:
+            leave()
 
     def _others_in_room(self, room: str, user: str) -> bool:
         with self._lock:
@@ -288,6 +374,7 @@ class PresenceSession:
             synced=self.synced,
             broker=self.wiring.settings.url,
             last_error=observer.last_error if observer else "",
+            users=self.state.presence.user_count(),
             devices=len(self._devices),
             connections=self.network.connection_count,
             received=counters.received,
