@@ -64,7 +64,8 @@ class Tab:
         self.user = user
         self.traffic = traffic
         self.url = f"ws://127.0.0.1:{server.port}/presence-kit/ws"
-        self.hello = tab_hello(user=user, device="bench", org=ORG)
+        # what a page with a room presence list and a cursor overlay shows
+        self.hello = tab_hello(user=user, device="bench", org=ORG, watch={"presence": [{"room": "lobby", "limit": 500}], "rooms": {"lobby": ["cursors"]}})
         self.online: set[str] = set()
         self.socket = None
 
@@ -99,15 +100,13 @@ class Tab:
                             sent = traffic.sent.get((move[0], move[2]))
                             if sent is not None and start <= sent < end:
                                 traffic.latencies.append(now - sent)
-                elif kind == "snapshot":
-                    self.online |= {u["user"] for u in message["users"] if u["status"] != "offline"}
-                elif kind == "presence":
-                    user = message["user"]
-                    if user["status"] == "offline":
-                        self.online.discard(user["user"])
-                        traffic.offline_at.setdefault((self.user, user["user"]), time.monotonic())
-                    else:
-                        self.online.add(user["user"])
+                elif kind in ("people", "people_delta"):
+                    for user in message.get("members", []) + message.get("upsert", []):
+                        if user["status"] == "offline":
+                            self.online.discard(user["user"])
+                            traffic.offline_at.setdefault((self.user, user["user"]), time.monotonic())
+                        else:
+                            self.online.add(user["user"])
         except Exception:  # noqa: BLE001 - the socket closed: this tab is done
             return
 

@@ -39,9 +39,10 @@ def wait_for(predicate: Callable[[], object], *, timeout: float, interval: float
         time.sleep(interval)
 
 
-def kit_env() -> dict[str, str]:
+def kit_env(repo: Path = REPO) -> dict[str, str]:
+    """The environment of a child that imports the kit of `repo` (this checkout)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -198,13 +199,23 @@ class HistoryPlace:
 TOKEN_KEY = "e2e-test-token-key-0123456789abcdef"
 
 
-def tab_hello(*, user: str, device: str, org: str, name: str | None = None, key: str = TOKEN_KEY) -> str:
-    """The first frame a tab sends on the kit's socket: a page token for `user` signed
-    with the servers' key (TOKEN_KEY), and its device id."""
+ALL_PARTS = ["typing", "chat", "receipts", "cursors", "reactions"]
+
+
+def tab_token(*, user: str, org: str, rooms: tuple[str, ...] = ("lobby",), name: str | None = None, key: str = TOKEN_KEY) -> str:
+    """A page token for `user` showing `rooms`, signed with the servers' key (TOKEN_KEY)."""
     from components.tokens import TokenSigner  # noqa: PLC0415 - servers and sessions need none of this
 
-    token = TokenSigner(key.encode()).sign(user=user, name=name or user, org=org)
-    return json.dumps({"t": "hello", "token": token, "device": device})
+    return TokenSigner(key.encode()).sign(user=user, name=name or user, org=org, rooms=rooms)
+
+
+def tab_hello(*, user: str, device: str, org: str, name: str | None = None, rooms: tuple[str, ...] = ("lobby",),
+              watch: dict | None = None, token: str | None = None) -> str:
+    """The first frame a tab sends on the kit's socket: its page token, device id and what
+    it shows (by default: the org's presence, 500 members, and everything of `rooms`)."""
+    watch = watch if watch is not None else {"presence": [{"room": None, "limit": 500}], "rooms": {room: ALL_PARTS for room in rooms}}
+    token = token or tab_token(user=user, org=org, rooms=rooms, name=name)
+    return json.dumps({"t": "hello", "tokens": [token], "device": device, "watch": watch})
 
 
 MOSQUITTO_KEEPALIVE_SWEEP = 6.0
@@ -224,13 +235,17 @@ class StreamlitServer:
         broker_url: str,
         log_dir: Path,
         extra_env: dict[str, str] | None = None,
-        app: Path = REPO / "demo_app.py",
+        repo: Path = REPO,
+        app: Path | None = None,
         cli: Sequence[str] = (),
         wait_for_broker: bool = True,
     ) -> None:
+        """`repo`: the checkout whose kit runs (another one for a baseline); `app`: the
+        st.App module (default: that checkout's demo)."""
         self.port = free_port()
         self.log_path = log_dir / f"streamlit-{self.port}.log"
-        env = kit_env()
+        app = app or repo / "demo_app.py"
+        env = kit_env(repo)
         env.update({"PRESENCE_APP_FILE": str(app_file), "MQTT_URL": broker_url, "PRESENCE_TOKEN_KEY": TOKEN_KEY, **(extra_env or {})})
         self._log = open(self.log_path, "w")
         command = ["-m", "components", *cli] if cli else ["-m", "streamlit", "run", str(app)]
@@ -238,7 +253,7 @@ class StreamlitServer:
             [sys.executable, *command,
              "--server.port", str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true",
              "--browser.gatherUsageStats", "false"],
-            env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+            env=env, cwd=repo, stdout=self._log, stderr=subprocess.STDOUT,
         )
         self.wait_healthy(broker=wait_for_broker)
 

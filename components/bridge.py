@@ -1,14 +1,16 @@
 """The real-time bridge: one WebSocket per browser tab on the Streamlit server itself,
 between the tab and the process's shared session.
 
-- A tab connects to `/presence-kit/ws` and its first frame is `{"t": "hello", "token": T,
-  "device": D}` (never in the URL, where logs and Referers keep it). The signed token
-  (minted by the page for the identified user) says who the tab is; D is the tab's
-  device id, kept in sessionStorage so a reload keeps it. What may connect, and how
-  many, is checked first (components/tab_admission.py): the page's Origin, sockets per
-  client address, the token (forged, expired, other org, or bound to another device:
-  4401), live devices per user (4429); a device id already live in another tab is
-  refused (4409) and the tab takes a new one.
+- A tab connects to `/presence-kit/ws` and its first frame is `{"t": "hello", "tokens":
+  [T...], "device": D, "watch": W}` (never in the URL, where logs and Referers keep it).
+  The signed tokens (minted by the page for the identified user, one per render call)
+  say who the tab is and which rooms it may see; D is the tab's device id, kept in
+  sessionStorage so a reload keeps it; W is what its widgets show. What may connect,
+  and how many, is checked first (components/tab_admission.py): the page's Origin,
+  sockets per client address, the tokens (forged, expired, other org, or bound to
+  another device: 4401), live devices per user (4429); a device id already live in
+  another tab is refused (4409) and the tab takes a new one. A room the tab asks for
+  and was not given is refused (a `refused` frame), never sent or written.
 - Each tab is a device with its own will-carrying MQTT connection, opened when its
   socket opens. When the socket closes the device is kept for the leave grace; a socket
   that comes back with the same device id in time adopts it (no offline, no flicker),
@@ -16,8 +18,10 @@ between the tab and the process's shared session.
 - Liveness is the WebSocket itself: uvicorn pings every tab at the protocol level
   (`server.websocketPingInterval`), so a background tab whose timers are throttled is
   not taken for dead, and a tab whose network vanished is.
-- The tab gets a snapshot from the shared session at once, then deltas; cursor moves
-  are batched per tick into one frame per tab. Nothing goes through Streamlit reruns.
+- The tab's device is in the rooms the tab shows (its presence says so), and the
+  session watches those rooms while the device lives (rooms on demand). What the tab is
+  sent is components/tab_fanout.py's: only what it shows, built once per view.
+  Nothing goes through Streamlit reruns.
 - Inbound messages are validated against schemas/tab-message.schema.json and rate
   limited per tab and per user (all of a user's tabs together); a flood's excess is
   dropped and counted. Reactions must be among the room's configured emojis.
@@ -32,8 +36,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -41,7 +44,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .device import Device
 from .errors import InvalidId, InvalidPayload, InvalidToken
-from .events import CursorMoved, Event, ReactionReceived, Snapshot
+from .events import Event, ReactionReceived, RoomSnapshot
 from .ids import check_id
 from .payloads import decode
 from .rate_limit import TokenBucket
@@ -59,21 +62,17 @@ from .tab_admission import (
     TokenBindings,
     origin_allowed,
 )
+from .tab_fanout import CURSOR_TICK, PRESENCE_TICK, Fanout, Tab
 from .tab_protocol import TabEncoder, dumps
+from .tab_views import Watch
 from .tokens import Claims, TokenSigner
 
 log = logging.getLogger(__name__)
 
 WS_PATH = "/presence-kit/ws"
 HEALTH_PATH = "/presence-kit/health"
-CURSOR_TICK = 0.05
-"""Cursor frames go out at most every 50 ms (20 Hz), all moves of a tick in one frame."""
-TAB_QUEUE_LIMIT = 2000
-"""A tab this far behind is disconnected; it reconnects and gets a fresh snapshot."""
 HELLO_TIMEOUT = 5.0
 """Seconds a new socket has to send its hello frame."""
-INBOUND_RATE, INBOUND_BURST = 40.0, 80.0
-"""Messages a second a tab may send (cursor 20 Hz + typing + chat), and its burst."""
 USER_RATE, USER_BURST = 80.0, 160.0
 """Messages a second all tabs of one user may send together in this process."""
 CHAT_RATE, CHAT_BURST = 3.0, 10.0
@@ -87,16 +86,6 @@ class RoomReactions:
 
     emojis: frozenset[str]
     per_second: int = DEFAULT_REACTIONS_PER_SECOND
-
-
-@dataclass(eq=False)
-class Tab:
-    websocket: WebSocket
-    claims: Claims
-    device_id: str
-    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
-    inbound: TokenBucket = field(default_factory=lambda: TokenBucket(rate=INBOUND_RATE, burst=INBOUND_BURST))
-    refused: int = 0
 
 
 @dataclass(eq=False)
@@ -118,6 +107,15 @@ class Slot:
     leaving: asyncio.TimerHandle | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a tab's tokens allow together."""
+
+    claims: Claims
+    rooms: frozenset[str]
+    every: tuple[Claims, ...]
+
+
 class TabHub:
     def __init__(
         self,
@@ -126,37 +124,41 @@ class TabHub:
         signer: TokenSigner,
         leave_grace: float,
         limits: AdmissionLimits = AdmissionLimits(),
-        private_receipt_rooms: frozenset[str] = frozenset(),
-        reactions: dict[str, RoomReactions] | None = None,
+        private_receipt_rooms: frozenset[str | None] = frozenset(),
+        reactions: dict[str | None, RoomReactions] | None = None,
         avatar_hosts: frozenset[str] = frozenset(),
     ) -> None:
+        """`private_receipt_rooms` and `reactions` may hold None: what applies to rooms
+        chosen at run time."""
         self.session = session
         self.signer = signer
         self.leave_grace = leave_grace
         self.limits = limits
         self.private_receipt_rooms = private_receipt_rooms
         self.reactions = reactions or {}
-        self.encoder = TabEncoder(avatar_hosts=avatar_hosts)
+        self.counts: Counter[str] = Counter()
+        """Why messages, frames and sockets were refused or dropped (the health route's)."""
+        self.fanout = Fanout(encoder=TabEncoder(avatar_hosts=avatar_hosts), room_state=self._room_state, count=self.counts.update)
         self._slots: dict[str, dict[str, Slot]] = {}
         """user -> device -> slot"""
         self._budgets: dict[str, UserBudget] = {}
         self._tabs: set[Tab] = set()
         self._addresses = AddressCounter()
         self._bindings = TokenBindings()
-        self._cursor_moves: dict[str, dict[tuple[str, str], list[Any]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._unsubscribe: Any = None
+        self._unsubscribe = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._broker_state: dict[str, Any] = {}
-        self.frames_sent = 0
-        self.counts: Counter[str] = Counter()
-        """Why messages, frames and sockets were refused or dropped (the health route's)."""
+        self._broker_state: dict[str, object] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.session.subscribe(self._from_session_thread)
-        self._tasks = [asyncio.create_task(self._cursor_ticker()), asyncio.create_task(self._broker_watch())]
+        self._tasks = [
+            asyncio.create_task(self._every(CURSOR_TICK, self.fanout.cursor_tick)),
+            asyncio.create_task(self._every(PRESENCE_TICK, self.fanout.presence_tick)),
+            asyncio.create_task(self._broker_watch()),
+        ]
 
     async def stop(self) -> None:
         """Server shutdown: every device leaves cleanly (explicit offline)."""
@@ -167,6 +169,18 @@ class TabHub:
         slots = [slot for held in self._slots.values() for slot in held.values()]
         self._slots.clear()
         await asyncio.gather(*(asyncio.to_thread(slot.device.close) for slot in slots))
+
+    async def _every(self, period: float, tick) -> None:  # noqa: ANN001
+        while True:
+            await asyncio.sleep(period)
+            try:
+                tick()
+            except Exception:  # noqa: BLE001 - one bad tick must not end the next
+                self.counts["fanout_failed"] += 1
+                log.exception("a tick failed")
+
+    def _room_state(self, room: str) -> RoomSnapshot | None:
+        return self.session.room_snapshot(room) if self.session.room_ready(room) else None
 
     # -- one tab -------------------------------------------------------------------------
     async def serve(self, websocket: WebSocket) -> None:
@@ -188,31 +202,32 @@ class TabHub:
             hello = decode("tab-message", (await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT)).encode())
             if hello["t"] != "hello":
                 raise InvalidPayload("the first message must be a hello")
-            claims = self.signer.verify(hello["token"])
-            if claims.org != self.session.org:
-                raise InvalidToken("token is for another org")
             device_id = check_id(hello["device"], kind="device")
-            if not self._bindings.allows(claims, device_id, now=time.time()):
-                raise InvalidToken("token is bound to another device")
+            grant = self._grant(hello["tokens"], device_id)
         except (InvalidToken, InvalidId, InvalidPayload, asyncio.TimeoutError) as exc:
             bad_token = isinstance(exc, InvalidToken)
             await self._refuse(websocket, CLOSE_BAD_TOKEN if bad_token else CLOSE_BAD_REQUEST, str(exc) or "no hello", "bad_token" if bad_token else "bad_request")
             return
         except (WebSocketDisconnect, RuntimeError):
             return  # gone before saying hello
-        tab = Tab(websocket, claims, device_id)
-        slot = self._attach(tab)
+        tab = Tab(websocket, grant.claims, device_id, grant.rooms, asked=Watch.from_message(hello["watch"]))
+        watch, refused = self._allowed(tab, tab.asked)
+        slot = self._attach(tab, watch)
         if slot is None:
             await websocket.close(code=CLOSE_DEVICE_TAKEN, reason="device id is live in another tab")
             return
         if isinstance(slot, int):
             await self._refuse(websocket, CLOSE_TOO_MANY_DEVICES, f"more than {slot} live devices for this user", "device_cap")
             return
-        self._bindings.bind(claims, device_id, now=time.time())
+        self._bind(grant, device_id)
         writer = asyncio.create_task(self._write(tab))
         try:
-            self._send(tab, {"t": "welcome", "user": claims.user, "device": device_id, "name": claims.name, "epoch": slot.device.epoch})
-            self._send(tab, self.encoder.snapshot(self.session.snapshot(), broker=self._broker()))
+            c = grant.claims
+            tab.queue.put_nowait(dumps({"t": "welcome", "user": c.user, "device": device_id, "name": c.name, "epoch": slot.device.epoch}))
+            self._say_refused(tab, refused)
+            tab.queue.put_nowait(dumps({"t": "broker", **self._broker()}))
+            tab.watch = watch
+            self.fanout.add(tab)
             self._tabs.add(tab)
             refresh = asyncio.create_task(self._refresh_token(tab))
             try:
@@ -224,9 +239,62 @@ class TabHub:
             pass  # the tab went away; RuntimeError: the socket was closed under us
         finally:
             self._tabs.discard(tab)
+            self.fanout.remove(tab)
             tab.queue.put_nowait(None)
             writer.cancel()
             self._detach(tab, slot)
+
+    def _grant(self, tokens: list[str], device: str) -> Grant:
+        """Verify a tab's tokens: every one signed by us, of one user and this org, and
+        allowed to open `device`; expired ones are passed over (a reconnecting tab still
+        holds its page's first tokens), but one at least must be valid."""
+        valid: list[Claims] = []
+        for token in tokens:
+            try:
+                claims = self.signer.verify(token)
+            except InvalidToken as exc:
+                if "expired" in str(exc):
+                    continue
+                raise
+            if claims.org != self.session.org:
+                raise InvalidToken("token is for another org")
+            if valid and claims.user != valid[0].user:
+                raise InvalidToken("tokens of two users")
+            if not self._bindings.allows(claims, device, now=time.time()):
+                raise InvalidToken("token is bound to another device")
+            valid.append(claims)
+        if not valid:
+            raise InvalidToken("token has expired")
+        return Grant(valid[0], frozenset().union(*(c.rooms for c in valid)), tuple(valid))
+
+    def _bind(self, grant: Grant, device: str) -> None:
+        for claims in grant.every:
+            self._bindings.bind(claims, device, now=time.time())
+
+    def _allowed(self, tab: Tab, watch: Watch) -> tuple[Watch, frozenset[str]]:
+        """`watch` without the rooms the tab was not given, and those rooms."""
+        refused = watch.rooms_shown() - tab.rooms
+        if not refused:
+            return watch, refused
+        allowed = Watch(
+            frozenset(view for view in watch.views if view[0] is None or view[0] in tab.rooms),
+            {room: parts for room, parts in watch.rooms.items() if room in tab.rooms},
+        )
+        return allowed, refused
+
+    def _say_refused(self, tab: Tab, rooms: frozenset[str]) -> None:
+        for room in sorted(rooms):
+            self._refused(tab, "room")
+            tab.queue.put_nowait(dumps({"t": "refused", "room": room, "reason": "this page was not given that room"}))
+
+    def _show(self, tab: Tab, device: Device, asked: Watch) -> None:
+        """The tab asks to be shown `asked` (a watch, or its last one after new tokens)."""
+        tab.asked = asked
+        watch, refused = self._allowed(tab, asked)
+        self._say_refused(tab, refused)
+        if watch != tab.watch:
+            self.fanout.show(tab, watch, previous=tab.watch)
+            device.set_rooms(tuple(sorted(watch.rooms_shown())))
 
     async def _refuse(self, websocket: WebSocket, code: int, reason: str, count: str) -> None:
         self.counts[count] += 1
@@ -235,10 +303,11 @@ class TabHub:
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # already gone
 
-    def _attach(self, tab: Tab) -> Slot | int | None:
+    def _attach(self, tab: Tab, watch: Watch) -> Slot | int | None:
         """The tab's slot; None when its device is live in another tab, or the device cap
         (an int) when the user holds that many devices already."""
-        held = self._slots.setdefault(tab.claims.user, {})
+        c = tab.claims
+        held = self._slots.setdefault(c.user, {})
         slot = held.get(tab.device_id)
         if slot is not None and slot.tab is not None:
             return None  # a duplicated tab: it must take a device id of its own
@@ -246,11 +315,11 @@ class TabHub:
             if slot.leaving is not None:
                 slot.leaving.cancel()
             slot.leaving, slot.tab = None, tab
+            slot.device.set_rooms(tuple(sorted(watch.rooms_shown())))
             return slot
         if len(held) >= self.limits.devices_per_user:
             return self.limits.devices_per_user
-        c = tab.claims
-        device = self.session.open_device(user=c.user, device=tab.device_id, name=c.name, avatar=c.avatar)
+        device = self.session.open_device(user=c.user, device=tab.device_id, name=c.name, avatar=c.avatar, rooms=sorted(watch.rooms_shown()))
         slot = held[tab.device_id] = Slot(device, tab)
         self._budgets.setdefault(c.user, UserBudget())
         return slot
@@ -295,10 +364,14 @@ class TabHub:
             return
         kind = msg["t"]
         room = msg.get("room")
-        if kind == "hello" or (room is not None and room not in self.session.rooms):
-            self._refused(tab, "invalid")
+        if kind == "hello" or (room is not None and room not in tab.rooms):
+            self._refused(tab, "room" if room is not None else "invalid")
             return
-        if kind == "activity":
+        if kind == "watch":
+            self._show(tab, device, Watch.from_message(msg))
+        elif kind == "auth":
+            self._reauthorise(tab, device, msg["tokens"])
+        elif kind == "activity":
             now = time.time()
             # no input can have stopped before the page was rendered, nor in the future
             since = min(max(msg.get("since", now), tab.claims.issued), now) if msg["status"] == "away" else None
@@ -314,21 +387,42 @@ class TabHub:
                 self._refused(tab, "flood")
         elif kind == "read":
             message = self.session.find_message(room, msg["id"])
-            if room not in self.private_receipt_rooms and message is not None:
+            if not self._private_receipts(room) and message is not None:
                 device.mark_read(room, message)
         elif kind == "react":
             count = self._allowed_reactions(tab, budget, room, msg["emoji"], msg.get("count", 1))
             if count:
                 device.react(room, msg["emoji"], count=count)
 
+    def _reauthorise(self, tab: Tab, device: Device, tokens: list[str]) -> None:
+        """The page was rendered again (a rerun, a room chosen anew): its new tokens
+        replace the old, and what the tab shows is held to what they grant."""
+        try:
+            grant = self._grant(tokens, tab.device_id)
+        except InvalidToken:
+            self._refused(tab, "bad_token")
+            return
+        if grant.claims.user != tab.claims.user:
+            self._refused(tab, "bad_token")
+            return
+        self._bind(grant, tab.device_id)
+        tab.claims, tab.rooms = grant.claims, grant.rooms
+        self._show(tab, device, tab.asked)
+
     def _refused(self, tab: Tab, why: str) -> None:
         tab.refused += 1
         self.counts[why] += 1
 
+    def _private_receipts(self, room: str) -> bool:
+        return room in self.private_receipt_rooms or (None in self.private_receipt_rooms and room not in self.session.rooms)
+
+    def _room_reactions(self, room: str) -> RoomReactions | None:
+        return self.reactions.get(room) or (self.reactions.get(None) if room not in self.session.rooms else None)
+
     def _allowed_reactions(self, tab: Tab, budget: UserBudget, room: str, emoji: str, count: int) -> int:
         """Only the room's emojis; a user's clicks are capped at the room's per_second
         across all their tabs: a burst larger than what is left is cut down to it."""
-        config = self.reactions.get(room)
+        config = self._room_reactions(room)
         if config is None or emoji not in config.emojis:
             self._refused(tab, "emoji")
             return 0
@@ -339,7 +433,7 @@ class TabHub:
         self._refused(tab, "flood")
         return 0
 
-    # -- fan-out ---------------------------------------------------------------------------
+    # -- the session's events -----------------------------------------------------------------
     def _from_session_thread(self, event: Event) -> None:
         """Session listener (dispatcher thread): hop onto the event loop."""
         if self._loop is not None and not self._loop.is_closed():
@@ -347,48 +441,13 @@ class TabHub:
 
     def _fan_out(self, event: Event) -> None:
         try:
-            self._fan_out_unsafe(event)
+            if isinstance(event, ReactionReceived) and event.emoji not in getattr(self._room_reactions(event.room), "emojis", ()):
+                self.counts["emoji"] += 1  # from a client that is not one of our tabs
+                return
+            self.fanout.handle(event)
         except Exception:  # noqa: BLE001 - one bad event must not stop the next
             self.counts["fanout_failed"] += 1
             log.exception("could not fan out %s", type(event).__name__)
-
-    def _fan_out_unsafe(self, event: Event) -> None:
-        if isinstance(event, Snapshot):  # the observer resynced: every tab replaces its state
-            self._broadcast(dumps(self.encoder.snapshot(event, broker=self._broker())))
-            return
-        if isinstance(event, CursorMoved):
-            self._cursor_moves.setdefault(event.room, {})[(event.user, event.device)] = self.encoder.cursor_move(event)
-            return
-        if isinstance(event, ReactionReceived) and event.emoji not in self.reactions.get(event.room, RoomReactions(frozenset())).emojis:
-            self.counts["emoji"] += 1  # from a client that is not one of our tabs
-            return
-        message = self.encoder.event(event)
-        if message is not None:
-            self._broadcast(dumps(message))
-
-    def _broadcast(self, text: str) -> None:
-        for tab in list(self._tabs):
-            self._enqueue(tab, text)
-
-    async def _cursor_ticker(self) -> None:
-        while True:
-            await asyncio.sleep(CURSOR_TICK)
-            if not self._cursor_moves:
-                continue
-            moves, self._cursor_moves = self._cursor_moves, {}
-            for room, batch in moves.items():
-                self._broadcast(dumps({"t": "cursors", "room": room, "moves": list(batch.values())}))
-
-    def _send(self, tab: Tab, message: dict[str, Any]) -> None:
-        self._enqueue(tab, dumps(message))
-
-    def _enqueue(self, tab: Tab, text: str) -> None:
-        if tab.queue.qsize() >= TAB_QUEUE_LIMIT:
-            log.warning("tab %s/%s is %d messages behind; disconnecting it", tab.claims.user, tab.device_id, TAB_QUEUE_LIMIT)
-            self.counts["too_far_behind"] += 1
-            asyncio.ensure_future(tab.websocket.close(code=1013, reason="too far behind"))
-            return
-        tab.queue.put_nowait(text)
 
     async def _write(self, tab: Tab) -> None:
         """Send the tab's frames in order until the tab goes. A frame that cannot be sent
@@ -403,15 +462,15 @@ class TabHub:
                 self.counts["send_failed"] += 1
                 log.exception("dropped a frame for %s/%s", tab.claims.user, tab.device_id)
                 continue
-            self.frames_sent += 1
+            self.fanout.frames_sent += 1
 
     async def _refresh_token(self, tab: Tab) -> None:
         while True:
             await asyncio.sleep(self.signer.ttl / 2)
-            self._send(tab, {"t": "token", "token": self.signer.refresh(tab.claims, device=tab.device_id)})
+            tab.queue.put_nowait(dumps({"t": "token", "token": self.signer.refresh(tab.claims, device=tab.device_id, rooms=tab.rooms)}))
 
     # -- broker status -------------------------------------------------------------------------
-    def _broker(self) -> dict[str, Any]:
+    def _broker(self) -> dict[str, object]:
         stats = self.session.stats()
         return {"connected": stats.connected, "error": stats.last_error, "url": stats.broker}
 
@@ -420,7 +479,7 @@ class TabHub:
             state = self._broker()
             if state != self._broker_state:
                 self._broker_state = state
-                self._broadcast(dumps({"t": "broker", **state}))
+                self.fanout.broadcast_all({"t": "broker", **state})
             await asyncio.sleep(0.5)
 
     # -- health ------------------------------------------------------------------------------------
@@ -436,14 +495,17 @@ class TabHub:
         stats = self.session.stats()
         body = {
             "broker": {"url": stats.broker, "connected": stats.connected, "synced": stats.synced, "last_error": stats.last_error},
+            "users": stats.users,
             "tabs": self.tab_count,
             "devices": self.device_count,
-            "frames_sent": self.frames_sent,
+            "rooms": sorted(self.session.watched_rooms()),
+            "frames_sent": self.fanout.frames_sent,
             "mqtt_connections": stats.connections,
             "received": stats.received,
             "invalid": stats.invalid,
             "refused": stats.refused,
             "listener_errors": stats.listener_errors,
             "tab_refusals": dict(self.counts),
+            "history": asdict(stats.history) if stats.history is not None else None,
         }
         return JSONResponse(body, status_code=200 if stats.connected else 503)

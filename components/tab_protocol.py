@@ -1,20 +1,41 @@
 """The JSON messages between the kit's WebSocket and a browser tab.
 
-Tab to server, first: hello {token, device}    who the tab is (the token is never in the URL)
+A tab says what it shows and gets exactly that: the presence of the scopes its lists
+show (a page of members in display order, with counts), and the parts of the rooms its
+widgets show. Nothing else reaches it.
+
+Tab to server (schemas/tab-message.schema.json, validated, anything else refused):
+    hello     {tokens, device, watch}      first frame: who the tab is (tokens are never in
+                                           the URL) and what it shows
+    auth      {tokens}                     the page was rendered again: its new tokens
+    watch     {presence, rooms}            what the tab shows now (replaces the last watch):
+                                           presence: [{room|null, limit}], rooms: {room: [parts]}
+    activity, typing, cursor, chat, read, react   what its person does
 Server to tab (`t` names the type):
-    welcome   {user, device, name, epoch}       the tab's identity, after the token checked out
-    snapshot  {users, rooms, synced, broker}    the whole state, first thing after welcome
-    presence  {user}                            a user's new aggregate (full, idempotent)
-    gone      {user}                            a user's last device topic was cleared
-    typing    {room, typists}                   the full list of typists of a room
-    cursors   {room, moves: [[user, device, x, y, visible, region] | [user, device, null]]}
-                                                every cursor that moved during one tick
-    chat      {message}                         a new chat message
-    receipt   {room, user, up_to}               a read marker moved forward
-    reaction  {room, user, emoji, count}        a coalesced burst
-    broker    {connected, error}                the server's link to the broker changed
-    token     {token}                           a fresh token for reconnecting later
-Tab to server: schemas/tab-message.schema.json (validated, anything else refused).
+    welcome   {user, device, name, epoch}  the tab's identity, after its tokens checked out
+    people    {room, limit, counts, total, members, complete}
+                                           a presence view: the first `limit` members of a
+                                           scope (room null: the org) in display order, and
+                                           counts by status; sent when watched and on resync
+    people_delta {room, limit, counts, total, upsert, remove}
+                                           what changed in that view during one tick
+    people_batch {deltas}                  the deltas of several views of the tab, one tick:
+                                           a tab gets at most one presence frame a tick
+    room      {room, typists?, messages?, receipts?, cursors?, names}
+                                           the parts of a room the tab shows, when watched
+    typing    {room, typists, names}       the full list of typists of a room
+    cursors   {room, moves: [[user, device, x, y, visible, region, name] | [user, device, null]]}
+                                           every cursor that moved during one tick
+    chat      {message}                    a new chat message (its sender's name included)
+    receipt   {room, user, up_to, name}    a read marker moved forward
+    reaction  {room, user, emoji, count, name}   a coalesced burst
+    refused   {room, reason}               a room the tab asked for and may not see
+    broker    {connected, error, url}      the server's link to the broker changed
+    token     {token}                      a fresh token for reconnecting later
+Room parts: typing, chat, receipts, cursors, reactions.
+
+Display names travel with whatever names a user (members, typists, senders, readers,
+cursors), so a tab can show a name without holding the whole org.
 
 Avatars are sent only when they are https URLs on a host the app file allows (default:
 none, so widgets show initials): an avatar URL is fetched by every viewer's browser, so
@@ -24,29 +45,21 @@ an arbitrary one would tell its owner who looks at the page, and from where.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .events import (
-    ChatMessage,
-    ChatReceived,
-    CursorMoved,
-    Event,
-    PresenceChanged,
-    ReactionReceived,
-    ReceiptMoved,
-    Snapshot,
-    TypingChanged,
-)
+from .events import ChatMessage, Cursor, CursorMoved, RoomSnapshot
 from .presence import UserPresence
+
+RoomPart = Literal["typing", "chat", "receipts", "cursors", "reactions"]
+ROOM_PARTS: tuple[RoomPart, ...] = ("typing", "chat", "receipts", "cursors", "reactions")
+NameOf = Callable[[str], str | None]
+"""A user's display name as the server knows it now (None: unknown)."""
 
 
 def dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-
-
-def message_json(message: ChatMessage) -> dict[str, Any]:
-    return {"id": message.id, "room": message.room, "user": message.user, "text": message.text, "name": message.name, "at": message.at}
 
 
 class TabEncoder:
@@ -66,47 +79,52 @@ class TabEncoder:
             return None
         return url if parts.scheme == "https" and host is not None and host.lower() in self.avatar_hosts else None
 
-    def user(self, presence: UserPresence) -> dict[str, Any]:
-        doc = presence.to_json()
-        doc["avatar"] = self.avatar(presence.avatar)
-        return doc
-
-    @staticmethod
-    def cursor_move(event: CursorMoved) -> list[Any]:
-        if event.cursor is None:
-            return [event.user, event.device, None]
-        c = event.cursor
-        return [event.user, event.device, c.x, c.y, c.visible, c.region]
-
-    def snapshot(self, snapshot: Snapshot, *, broker: dict[str, Any]) -> dict[str, Any]:
+    def member(self, presence: UserPresence) -> dict[str, Any]:
+        """One person of a presence view (where else they are is not the tab's business)."""
         return {
-            "t": "snapshot",
-            "users": [self.user(p) for p in snapshot.users.values()],
-            "rooms": {
-                name: {
-                    "typists": list(room.typists),
-                    "receipts": room.receipts,
-                    "messages": [message_json(m) for m in room.messages],
-                    "cursors": [self.cursor_move(CursorMoved(name, u, d, c)) for (u, d), c in room.cursors.items()],
-                }
-                for name, room in snapshot.rooms.items()
-            },
-            "synced": snapshot.complete,
-            "broker": broker,
+            "user": presence.user,
+            "status": presence.status,
+            "devices": presence.devices,
+            "since": presence.since,
+            "name": presence.name,
+            "avatar": self.avatar(presence.avatar),
         }
 
-    def event(self, event: Event) -> dict[str, Any] | None:
-        """The tab message for a session event (cursor moves are batched elsewhere)."""
-        if isinstance(event, PresenceChanged):
-            if event.presence is None:
-                return {"t": "gone", "user": event.user}
-            return {"t": "presence", "user": self.user(event.presence)}
-        if isinstance(event, TypingChanged):
-            return {"t": "typing", "room": event.room, "typists": list(event.typists)}
-        if isinstance(event, ChatReceived):
-            return {"t": "chat", "message": message_json(event.message)}
-        if isinstance(event, ReceiptMoved):
-            return {"t": "receipt", "room": event.room, "user": event.user, "up_to": event.up_to}
-        if isinstance(event, ReactionReceived):
-            return {"t": "reaction", "room": event.room, "user": event.user, "emoji": event.emoji, "count": event.count}
-        return None
+    @staticmethod
+    def message(message: ChatMessage, name: str | None) -> dict[str, Any]:
+        return {
+            "id": message.id, "room": message.room, "user": message.user, "text": message.text,
+            "name": name or message.name, "at": message.at,
+        }
+
+    @staticmethod
+    def cursor_move(event: CursorMoved, name: str | None) -> list[Any]:
+        return cursor_move(event.user, event.device, event.cursor, name)
+
+    def room(self, room: str, snapshot: RoomSnapshot, parts: Iterable[RoomPart], name_of: NameOf) -> dict[str, Any]:
+        """The parts of a room a tab shows, with the names of everyone they mention."""
+        doc: dict[str, Any] = {"t": "room", "room": room}
+        mentioned: set[str] = set()
+        for part in parts:
+            if part == "typing":
+                doc["typists"] = list(snapshot.typists)
+                mentioned.update(snapshot.typists)
+            elif part == "chat":
+                doc["messages"] = [self.message(m, name_of(m.user)) for m in snapshot.messages]
+            elif part == "receipts":
+                doc["receipts"] = snapshot.receipts
+                mentioned.update(snapshot.receipts)
+            elif part == "cursors":
+                doc["cursors"] = [cursor_move(u, d, c, name_of(u)) for (u, d), c in snapshot.cursors.items()]
+        doc["names"] = names(mentioned, name_of)
+        return doc
+
+
+def cursor_move(user: str, device: str, cursor: Cursor | None, name: str | None) -> list[Any]:
+    if cursor is None:
+        return [user, device, None]
+    return [user, device, cursor.x, cursor.y, cursor.visible, cursor.region, name]
+
+
+def names(users: Iterable[str], name_of: NameOf) -> dict[str, str]:
+    return {user: name for user in users if (name := name_of(user))}

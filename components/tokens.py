@@ -29,7 +29,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .display_names import clean_display_name
@@ -54,6 +54,8 @@ class Claims:
     """When the page that got this token was rendered (kept by fresh tokens)."""
     nonce: str
     """Names the page token; fresh tokens keep their page token's nonce."""
+    rooms: frozenset[str] = frozenset()
+    """The rooms the page showed: a tab may read and write these (and the org's presence)."""
     device: str | None = None
     """The one device a fresh token may open; None for a page token."""
     avatar: str | None = None
@@ -75,18 +77,22 @@ class TokenSigner:
         self.ttl = ttl
         self._wall = wall
 
-    def sign(self, *, user: str, name: str, org: str, avatar: str | None = None) -> str:
-        """A page token for `user` (its display name is cleaned here, see display_names)."""
+    def sign(self, *, user: str, name: str, org: str, rooms: Iterable[str] = (), avatar: str | None = None) -> str:
+        """A page token for `user` showing `rooms` (its display name is cleaned here)."""
         now = self._wall()
-        return self._signed(user=user, name=clean_display_name(name) or user, org=org, avatar=avatar, issued=now, nonce=secrets.token_urlsafe(12), device=None)
+        return self._signed(user=user, name=clean_display_name(name) or user, org=org, rooms=rooms, avatar=avatar,
+                            issued=now, nonce=secrets.token_urlsafe(12), device=None)
 
-    def refresh(self, claims: Claims, *, device: str) -> str:
-        """A fresh token for a socket that opened `device` with `claims`: that device only."""
-        return self._signed(user=claims.user, name=claims.name, org=claims.org, avatar=claims.avatar, issued=claims.issued, nonce=claims.nonce, device=device)
+    def refresh(self, claims: Claims, *, device: str, rooms: Iterable[str]) -> str:
+        """A fresh token for a socket that opened `device` with `claims` and may see
+        `rooms`: that device only."""
+        return self._signed(user=claims.user, name=claims.name, org=claims.org, rooms=rooms, avatar=claims.avatar,
+                            issued=claims.issued, nonce=claims.nonce, device=device)
 
-    def _signed(self, *, user: str, name: str, org: str, avatar: str | None, issued: float, nonce: str, device: str | None) -> str:
+    def _signed(self, *, user: str, name: str, org: str, rooms: Iterable[str], avatar: str | None, issued: float, nonce: str, device: str | None) -> str:
         claims: dict[str, object] = {
             "u": check_id(user, kind="user"), "n": name, "o": check_id(org, kind="org"),
+            "r": sorted({check_id(room, kind="room") for room in rooms}),
             "x": round(self._wall() + self.ttl, 3), "i": round(issued, 3), "j": nonce,
         }
         if device is not None:
@@ -104,7 +110,8 @@ class TokenSigner:
             raw = json.loads(_unb64(body))
             claims = Claims(
                 user=check_id(raw["u"], kind="user"), name=str(raw["n"]), org=raw["o"], expires=float(raw["x"]),
-                issued=float(raw["i"]), nonce=str(raw["j"]), device=None if raw.get("d") is None else check_id(raw["d"], kind="device"),
+                issued=float(raw["i"]), nonce=str(raw["j"]), rooms=frozenset(check_id(room, kind="room") for room in raw["r"]),
+                device=None if raw.get("d") is None else check_id(raw["d"], kind="device"),
                 avatar=raw.get("a"),
             )
         except (ValueError, KeyError, TypeError) as exc:

@@ -23,12 +23,12 @@ def app_file(widgets: str, *, keepalive: int = 2, grace: float = 2.0) -> str:
     )
 
 
-def open_tab(context, server, name: str, *, base_url: str | None = None):
-    """A new tab on the demo page as `name`; returns once the tab knows itself online
-    (its own presence came back from the broker)."""
+def open_tab(context, server, name: str, *, base_url: str | None = None, room: str | None = None):
+    """A new tab on the demo page as `name` (in `room`, chosen with ?room=); returns once
+    the tab knows itself online (its own presence came back from the broker)."""
     page = context.new_page()
     page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
-    page.goto(f"{base_url or server.url}/?user={name}")
+    page.goto(f"{base_url or server.url}/?user={name}" + (f"&room={room}" if room else ""))
     page.wait_for_function(
         "user => { const kit = window.__presenceKit; const me = kit && kit.users.get(user); return !!me && me.status === 'online'; }",
         arg=user_id_for(name),

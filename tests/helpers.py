@@ -60,9 +60,15 @@ class RawTab:
         return self.closed
 
     def online(self, user: str) -> bool:
-        """Has this tab been told that `user` is online?"""
-        return bool(self.seen(lambda m: m["t"] == "presence" and m["user"]["user"] == user and m["user"]["status"] == "online")
-                    or self.seen(lambda m: m["t"] == "snapshot" and any(u["user"] == user and u["status"] == "online" for u in m["users"])))
+        """Has this tab been told that `user` is online (in any presence view)?"""
+        return any(m["user"] == user and m["status"] == "online" for m in self.members())
+
+    def members(self) -> list[dict]:
+        """Every member entry this tab was sent, in order (views' pages and their deltas)."""
+        found: list[dict] = []
+        for message in list(self.messages):
+            found += message.get("members", []) if message["t"] == "people" else message.get("upsert", []) if message["t"] == "people_delta" else []
+        return found
 
     def close(self) -> None:
         self._stack.close()

@@ -19,7 +19,7 @@ from components.tokens import TokenSigner
 
 from e2e_pages import app_file, member, open_tab, seconds_until, shown_status
 from helpers import wait_for
-from streamlit_server import TOKEN_KEY, StreamlitServer
+from streamlit_server import TOKEN_KEY, StreamlitServer, tab_hello
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -169,7 +169,7 @@ def test_a_display_name_with_markup_is_shown_as_text(server, browser_context) ->
 def ws_close_code(server: StreamlitServer, token: str, device: str = "tab-test") -> tuple[int | None, str]:
     """(close code, None) if the server closed the socket, else (None, first message type)."""
     with connect(f"ws://127.0.0.1:{server.port}{WS_PATH}", open_timeout=5) as socket:
-        socket.send(json.dumps({"t": "hello", "token": token, "device": device}))
+        socket.send(tab_hello(user="x", device=device, org="e2e", token=token))
         try:
             return None, json.loads(socket.recv(timeout=5))["t"]
         except ConnectionClosed as closed:
@@ -177,7 +177,7 @@ def ws_close_code(server: StreamlitServer, token: str, device: str = "tab-test")
 
 
 def test_forged_expired_and_foreign_tokens_are_refused(server, people, e2e_watcher) -> None:
-    good = TokenSigner(TOKEN_KEY.encode()).sign(user=people("eve"), name="Eve", org="e2e")
+    good = TokenSigner(TOKEN_KEY.encode()).sign(user=people("eve"), name="Eve", org="e2e", rooms=["lobby"])
     assert ws_close_code(server, good) == (None, "welcome")  # the real thing works
     body, _, _ = good.partition(".")
     forged = TokenSigner(b"someone-elses-key-0123456789").sign(user="mallory", name="M", org="e2e")

@@ -11,7 +11,8 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from components.bridge import INBOUND_BURST, INBOUND_RATE, WS_PATH
+from components.bridge import WS_PATH
+from components.tab_fanout import INBOUND_BURST, INBOUND_RATE
 from components.identity import user_id_for
 
 from e2e_pages import app_file, member, open_tab
@@ -80,7 +81,8 @@ def ws_session(server, user: str, device: str):
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             message = json.loads(socket.recv(timeout=5))
-            if message["t"] == "presence" and message["user"]["user"] == user and message["user"]["status"] == "online":
+            members = message.get("members", []) + message.get("upsert", [])
+            if any(m["user"] == user and m["status"] == "online" for m in members):
                 break
         yield socket
 

@@ -6,6 +6,7 @@ codec, look-alikes are compared as literals, time comes from a fake clock."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -19,7 +20,10 @@ from components.events import ChatReceived, ReceiptMoved
 from components.message_ids import MAX_CLOCK_SKEW, MessageIds, id_time
 from components.org_state import OrgState
 from components.payloads import decode, encode
-from components.tab_protocol import TabEncoder, dumps
+from components.tab_fanout import Fanout, Tab
+from components.tab_protocol import ROOM_PARTS, TabEncoder
+from components.tab_views import Watch
+from components.tokens import Claims
 from components.topics import TopicScheme
 
 ORG, ROOM = "acme", "lobby"
@@ -70,26 +74,38 @@ any_text = st.text(alphabet=st.characters(codec=None, exclude_categories=()), ma
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["presence", "chat", "reaction", "typing", "cursor"]), any_text), min_size=1, max_size=6))
-def test_whatever_strings_arrive_the_state_tabs_receive_stays_encodable(messages) -> None:
-    """Any string in any field of any topic: what a tab would be sent is valid UTF-8."""
+def test_whatever_strings_arrive_every_frame_a_tab_is_sent_stays_encodable(messages) -> None:
+    """Any string in any field of any topic: every frame a tab would be sent is UTF-8."""
     state = org_state()
-    for kind, text in messages:
-        doc, topic = {
-            "presence": ({"status": "online", "epoch": 1, "name": text, "avatar": text}, f"presence/{ORG}/u1/d1"),
-            "chat": ({"id": MessageIds(wall=lambda: NOW).next(), "text": text or "x", "name": text}, f"chat/{ORG}/{ROOM}/u1"),
-            "reaction": ({"emoji": text[:16] or "x"}, f"reactions/{ORG}/{ROOM}/u1"),
-            "typing": ({"typing": True, text: text}, f"typing/{ORG}/{ROOM}/u1/d1"),
-            "cursor": ({"x": 0.5, "y": 0.5, "region": text}, f"cursor/{ORG}/{ROOM}/u1/d1"),
-        }[kind]
-        raw = json.dumps(doc, ensure_ascii=True).encode()  # \\u escapes, as a hostile client would
-        events = state.receive(topic, raw, retained=False, wall=NOW, mono=0.0)
-        for event in events:
-            message = TabEncoder().event(event)
-            assert message is None or encodable(message)
-        if not encodable(doc):
-            assert events == [], "a payload with a lone surrogate was applied"
-    snapshot = TabEncoder().snapshot(state.snapshot(complete=True), broker={})
-    dumps(snapshot).encode("utf-8")  # never raises
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        fanout = Fanout(encoder=TabEncoder(), room_state=lambda room: state.rooms[room].snapshot(), count=lambda why: None)
+        claims = Claims(user="viewer", name="viewer", org=ORG, expires=0, issued=0, nonce="n", rooms=frozenset({ROOM}))
+        watch = Watch(frozenset({(None, 50), (ROOM, 50)}), {ROOM: frozenset(ROOM_PARTS)})
+        tab = Tab(websocket=None, claims=claims, device_id="d", rooms=claims.rooms, watch=watch, asked=watch)  # type: ignore[arg-type]
+        fanout.add(tab)
+        for kind, text in messages:
+            doc, topic = {
+                "presence": ({"status": "online", "epoch": 1, "name": text, "avatar": text}, f"presence/{ORG}/u1/d1"),
+                "chat": ({"id": MessageIds(wall=lambda: NOW).next(), "text": text or "x", "name": text}, f"chat/{ORG}/{ROOM}/u1"),
+                "reaction": ({"emoji": text[:16] or "x"}, f"reactions/{ORG}/{ROOM}/u1"),
+                "typing": ({"typing": True, text: text}, f"typing/{ORG}/{ROOM}/u1/d1"),
+                "cursor": ({"x": 0.5, "y": 0.5, "region": text}, f"cursor/{ORG}/{ROOM}/u1/d1"),
+            }[kind]
+            raw = json.dumps(doc, ensure_ascii=True).encode()  # \\u escapes, as a hostile client would
+            events = state.receive(topic, raw, retained=False, wall=NOW, mono=0.0)
+            for event in events:
+                fanout.handle(event)
+            if not encodable(doc):
+                assert events == [], "a payload with a lone surrogate was applied"
+        fanout.presence_tick()
+        fanout.cursor_tick()
+        fanout.handle(state.snapshot(complete=True))
+        while not tab.queue.empty():
+            tab.queue.get_nowait().encode("utf-8")  # never raises
+    finally:
+        loop.close()
 
 
 # -- names ---------------------------------------------------------------------------------
@@ -228,8 +244,8 @@ def test_a_page_token_opens_one_device_and_a_fresh_token_only_its_own() -> None:
     bindings.bind(page, "d1", now=now[0])
     assert bindings.allows(page, "d1", now=now[0]) and not bindings.allows(page, "d2", now=now[0])
     now[0] = 1300.0
-    fresh = signer.verify(signer.refresh(page, device="d1"))
-    assert (fresh.device, fresh.issued, fresh.nonce) == ("d1", 1000.0, page.nonce)
+    fresh = signer.verify(signer.refresh(page, device="d1", rooms=["lobby"]))
+    assert (fresh.device, fresh.issued, fresh.nonce, fresh.rooms) == ("d1", 1000.0, page.nonce, frozenset({"lobby"}))
     assert bindings.allows(fresh, "d1", now=now[0]) and not bindings.allows(fresh, "d2", now=now[0])
     assert bindings.allows(page, "d2", now=1601.0), "an expired page token's binding lapses with it"
 
