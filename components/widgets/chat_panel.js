@@ -4,10 +4,16 @@
 // never for one's own messages, and never in private mode.
 const SEEN_COLLAPSE_ABOVE = 3;
 
-export default (component) => mountWidget(component, "chatPanel", (kit, parentElement, options) => {
+const HERE = 6; // people shown in the header
+
+export default (component) => mountWidget(component, "chatPanel", (kit, parentElement, options, key) => {
   const state = build(parentElement, kit, options);
   return {
-    update(options) { state.options = options; render(state, kit); },
+    update(options) {
+      state.options = options;
+      kit.need(key, { rooms: { [options.room]: ["chat", "typing", "receipts"] }, presence: [{ room: options.room, limit: HERE }] });
+      render(state, kit);
+    },
     destroy() {
       state.unsubscribe();
       state.typing.stop();
@@ -67,7 +73,7 @@ function build(parentElement, kit, options) {
   }, { root: list, threshold: 0.6 });
   state.onVisible = () => markRead(state, kit);
   document.addEventListener("visibilitychange", state.onVisible);
-  state.unsubscribe = kit.subscribe(() => render(state, kit));
+  state.unsubscribe = kit.subscribe(() => render(state, kit), ["chat", "typing", "receipt", "room", "people", "people_delta", "welcome"]);
   return state;
 }
 
@@ -88,13 +94,15 @@ function render(state, kit) {
   const you = kit.you ? kit.you.user : null;
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
 
-  const here = kit.others(options.room);
+  const view = kit.view(options.room);
+  const here = [...view.members.values()].filter((u) => u.status !== "offline" && u.user !== you);
+  const others = othersIn(kit, view);
   state.here.replaceChildren(...here.slice(0, 5).map((u) => {
     const dot = el("span", "pk-mini", initials(displayName(u)));
     dot.style.background = colourFor(u.user);
     dot.title = kit.nameOf(u.user);
     return dot;
-  }), el("span", "pk-here-count", here.length ? `${here.length + 1} here` : "just you"));
+  }), el("span", "pk-here-count", others ? `${others + 1} here` : "just you"));
 
   const messages = room.messages.slice(-options.history);
   const seenBy = new Map(); // message id -> users whose read marker is there

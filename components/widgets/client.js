@@ -1,8 +1,13 @@
 // The kit's browser side, shared by every widget on the page: one WebSocket per tab,
 // one device per tab. The first widget that mounts creates it on `window`; the others
-// reuse it. Liveness is the socket itself (the server pings at the protocol level), so
-// there is no heartbeat timer here; the only timer is the away detector.
+// reuse it. Each widget says what it shows (`kit.need`): presence views (a room's or the
+// org's members, a page at a time) and parts of rooms; the socket asks the server for
+// the union of those (a `watch`) and gets nothing else. Widgets subscribe to the message
+// kinds they show, so a cursor frame never touches a presence list. Liveness is the
+// socket itself (the server pings at the protocol level), so there is no heartbeat timer
+// here; the only timer is the away detector.
 const MAX_MESSAGES = 1000; // per room, in the tab: a long-open tab does not grow forever
+const PAGE = 50; // members a presence list asks for at a time
 
 function presenceKit() {
   if (window.__presenceKit) return window.__presenceKit;
@@ -12,41 +17,105 @@ function presenceKit() {
     socket: null,
     connected: false,
     closedReason: "",
-    users: new Map(),
-    rooms: {},
-    broker: { connected: true, error: "" },
-    you: null,
-    listeners: new Set(),
     problem: "", // why the socket is closed and not coming back at once, in words for the page
+    you: null,
+    tokens: new Map(), // mount key -> the page token its render call minted
+    freshToken: null, // the last token the server sent this socket (for reconnecting)
+    needs: new Map(), // mount key -> what that widget shows
+    sentWatch: "",
+    views: new Map(), // "room|limit" -> {room, limit, counts, total, members: Map, complete}
+    users: new Map(), // everyone this tab knows from its views, by user id
+    names: new Map(), // user id -> display name, from whatever named them
     nameKeys: new Map(), // name key -> user ids showing that name (to tell look-alikes apart)
+    rooms: {},
+    refused: new Set(), // rooms the server would not show this page
+    broker: { connected: true, error: "" },
+    listeners: new Map(), // fn -> Set of message kinds (null: all)
+    tokenExpired: new Map(), // mount key -> ask Python for fresh tokens
     retryDelay: 250,
     retryTimer: null,
     activity: { status: "online", lastInput: Date.now(), awayTimer: null },
-    onTokenExpired: null,
   };
   window.__presenceKit = kit;
 
   const storageKey = () => `presence-kit:${kit.config.org}:${kit.config.user}:device`;
   const newDeviceId = () => "tab-" + Math.random().toString(36).slice(2, 10) + Date.now().toString(36).slice(-4);
+  const tokens = () => [...new Set([...kit.tokens.values(), ...(kit.freshToken ? [kit.freshToken] : [])])];
 
-  kit.configure = (config) => {
+  // A widget mounted or re-rendered with the page's connection data (a fresh token).
+  kit.configure = (key, config, onTokenExpired) => {
     const first = kit.config === null;
     const changedUser = !first && (kit.config.user !== config.user || kit.config.org !== config.org);
     kit.config = { ...(kit.config || {}), ...config };
+    const previous = kit.tokens.get(key);
+    kit.tokens.set(key, config.token);
+    kit.tokenExpired.set(key, onTokenExpired);
     if (first || changedUser) {
+      kit.tokens = new Map([[key, config.token]]);
+      kit.freshToken = null;
       kit.deviceId = sessionStorage.getItem(storageKey()) || newDeviceId();
       sessionStorage.setItem(storageKey(), kit.deviceId);
       if (kit.socket) kit.socket.close(1000, "identity changed");
       else connect();
     } else if (!kit.connected && kit.closedReason === "token") {
-      connect(); // a rerun brought a fresh token
+      connect(); // a rerun brought fresh tokens
+    } else if (previous !== config.token && kit.connected) {
+      scheduleAuth(); // the page was rendered again
     }
     kit.activity.awayAfterMs = (config.awayAfter || 300) * 1000;
     armAway();
   };
 
-  kit.subscribe = (fn) => {
-    kit.listeners.add(fn);
+  // What one widget shows: {presence: [{room, limit}], rooms: {room: [parts]}}.
+  kit.need = (key, need) => { kit.needs.set(key, need); scheduleWatch(); };
+  kit.release = (key) => {
+    kit.needs.delete(key);
+    kit.tokens.delete(key);
+    kit.tokenExpired.delete(key);
+    scheduleWatch();
+    if (!kit.needs.size && kit.socket) { // the last widget is gone: so is the page's socket
+      const socket = kit.socket;
+      kit.socket = null;
+      kit.connected = false;
+      kit.config = null; // the next widget to mount connects afresh
+      socket.close(1000, "no widget left");
+    }
+  };
+  let authQueued = false;
+  function scheduleAuth() {
+    if (authQueued) return;
+    authQueued = true;
+    queueMicrotask(() => { // every widget of a rerun brings a token: one auth for them all
+      authQueued = false;
+      kit.send({ t: "auth", tokens: tokens() });
+    });
+  }
+  function watch() {
+    const views = new Map(); // one per scope: the largest page a widget asks of it
+    const rooms = {};
+    for (const need of kit.needs.values()) {
+      for (const view of need.presence || []) {
+        const held = views.get(view.room);
+        if (!held || held.limit < view.limit) views.set(view.room, view);
+      }
+      for (const [room, parts] of Object.entries(need.rooms || {})) rooms[room] = [...new Set([...(rooms[room] || []), ...parts])];
+    }
+    return { presence: [...views.values()], rooms };
+  }
+  let watchQueued = false;
+  function scheduleWatch() {
+    if (watchQueued) return;
+    watchQueued = true;
+    queueMicrotask(() => { // widgets mounting together are one watch
+      watchQueued = false;
+      const now = watch();
+      const text = JSON.stringify(now);
+      if (kit.connected && text !== kit.sentWatch && kit.send({ t: "watch", ...now })) kit.sentWatch = text;
+    });
+  }
+
+  kit.subscribe = (fn, kinds) => {
+    kit.listeners.set(fn, kinds ? new Set(kinds) : null);
     return () => kit.listeners.delete(fn);
   };
 
@@ -59,23 +128,25 @@ function presenceKit() {
   };
 
   const emit = (message) => {
-    for (const fn of kit.listeners) {
+    for (const [fn, kinds] of kit.listeners) {
+      if (kinds && !kinds.has(message.t)) continue;
       try { fn(message); } catch (err) { console.error("presence-kit widget failed", err); }
     }
   };
 
-  const room = (name) => (kit.rooms[name] ||= { typists: [], receipts: {}, messages: [], cursors: [] });
+  const room = (name) => (kit.rooms[name] ||= { typists: [], receipts: {}, messages: [], cursors: new Map() });
   kit.room = room;
+  // The presence view of a room (null: the org) this tab holds: one per scope, with the
+  // largest page its widgets asked for (each shows as many of its members as it wants).
+  kit.view = (roomName) => [...kit.views.values()].find((view) => view.room === roomName) ||
+    { room: roomName, limit: 0, counts: { online: 0, away: 0, offline: 0 }, total: 0, members: new Map(), complete: false };
 
-  // Live users other than this tab's user, in `roomName` (or in no particular room).
-  kit.others = (roomName) =>
-    [...kit.users.values()].filter((u) => u.status !== "offline" && (!kit.you || u.user !== kit.you.user) && (!u.rooms.length || u.rooms.includes(roomName)));
-  // The name to show for `user`: the signed name for this tab's own user, the user's
-  // presence name, else `fallback` (a chat message's), else the id. `id` is set when
-  // someone else in view shows the same name, so nobody passes for somebody else.
+  // The name to show for `user`: the signed name for this tab's own user, the name the
+  // server last sent for them, else `fallback` (a chat message's), else the id. `id` is
+  // set when someone else this tab knows shows the same name, so nobody passes for
+  // somebody else.
   kit.label = (user, fallback) => {
-    const known = kit.users.get(user);
-    const name = kit.you && user === kit.you.user ? kit.you.name : (known && known.name) || fallback || user;
+    const name = kit.you && user === kit.you.user ? kit.you.name : kit.names.get(user) || fallback || user;
     const holders = kit.nameKeys.get(nameKey(name));
     const ambiguous = name !== user && holders && (holders.size > 1 || !holders.has(user));
     return { name, id: ambiguous ? user : null };
@@ -86,18 +157,27 @@ function presenceKit() {
     const { name, id } = kit.label(user, fallback);
     return `\u2068${name}\u2069${id ? ` (${id})` : ""}`;
   };
-  const indexName = (user, name, add) => {
-    if (!name) return;
+  const learnName = (user, name) => {
+    if (!name || kit.names.get(user) === name) return;
+    const old = kit.names.get(user);
+    if (old) {
+      const holders = kit.nameKeys.get(nameKey(old));
+      if (holders) { holders.delete(user); if (!holders.size) kit.nameKeys.delete(nameKey(old)); }
+    }
+    kit.names.set(user, name);
     const key = nameKey(name);
-    const holders = kit.nameKeys.get(key) || new Set();
-    if (add) holders.add(user); else holders.delete(user);
-    if (holders.size) kit.nameKeys.set(key, holders); else kit.nameKeys.delete(key);
+    kit.nameKeys.set(key, (kit.nameKeys.get(key) || new Set()).add(user));
   };
-  const setUser = (user) => {
-    const old = kit.users.get(user.user);
-    if (old) indexName(old.user, old.name, false);
-    kit.users.set(user.user, user);
-    indexName(user.user, user.name, true);
+  const learnNames = (names) => { for (const [user, name] of Object.entries(names || {})) learnName(user, name); };
+  const inViews = (user) => [...kit.views.values()].some((view) => view.members.has(user));
+  const setMember = (view, member) => {
+    view.members.set(member.user, member);
+    kit.users.set(member.user, member);
+    learnName(member.user, member.name);
+  };
+  const dropMember = (view, user) => {
+    view.members.delete(user);
+    if (!inViews(user)) kit.users.delete(user);
   };
 
   function apply(message) {
@@ -105,42 +185,77 @@ function presenceKit() {
       case "welcome":
         kit.you = { user: message.user, device: message.device, name: message.name };
         break;
-      case "snapshot":
-        kit.users = new Map();
-        kit.nameKeys = new Map();
-        for (const user of message.users) setUser(user);
-        kit.rooms = message.rooms;
-        kit.broker = message.broker;
+      case "people": {
+        const key = `${message.room}|${message.limit}`;
+        const old = [...kit.views.entries()].filter(([, held]) => held.room === message.room); // a page of another size
+        for (const [heldKey] of old) kit.views.delete(heldKey);
+        const view = { room: message.room, limit: message.limit, counts: message.counts, total: message.total, members: new Map(), complete: message.complete };
+        kit.views.set(key, view);
+        for (const member of message.members) setMember(view, member);
+        for (const [, held] of old) for (const user of held.members.keys()) if (!view.members.has(user) && !inViews(user)) kit.users.delete(user);
         break;
-      case "presence":
-        setUser(message.user);
+      }
+      case "people_batch": // the deltas of several views, one tick
+        for (const delta of message.deltas) apply(delta);
+        return;
+      case "people_delta": {
+        const view = kit.views.get(`${message.room}|${message.limit}`);
+        if (!view) return;
+        view.counts = message.counts;
+        view.total = message.total;
+        for (const member of message.upsert) setMember(view, member);
+        for (const user of message.remove) dropMember(view, user);
         break;
-      case "gone": {
-        const old = kit.users.get(message.user);
-        if (old) indexName(old.user, old.name, false);
-        kit.users.delete(message.user);
+      }
+      case "room": {
+        const held = room(message.room);
+        learnNames(message.names);
+        if (message.typists) held.typists = message.typists;
+        if (message.receipts) held.receipts = message.receipts;
+        if (message.messages) held.messages = message.messages;
+        if (message.cursors) held.cursors = new Map(message.cursors.map((move) => [`${move[0]}/${move[1]}`, { move, at: performance.now() }]));
+        for (const m of message.messages || []) learnName(m.user, m.name);
         break;
       }
       case "typing":
+        learnNames(message.names);
         room(message.room).typists = message.typists;
         break;
       case "chat": {
+        learnName(message.message.user, message.message.name);
         const messages = room(message.message.room).messages;
-        if (!messages.some((m) => m.id === message.message.id)) {
-          messages.push(message.message);
-          messages.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-          if (messages.length > MAX_MESSAGES) messages.splice(0, messages.length - MAX_MESSAGES);
-        }
+        if (messages.some((m) => m.id === message.message.id)) return;
+        messages.push(message.message);
+        messages.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        if (messages.length > MAX_MESSAGES) messages.splice(0, messages.length - MAX_MESSAGES);
         break;
       }
       case "receipt":
+        learnName(message.user, message.name);
         room(message.room).receipts[message.user] = message.up_to;
+        break;
+      case "reaction":
+        learnName(message.user, message.name);
+        break;
+      case "cursors": { // kept per room (with when), so an overlay mounted later draws where people are
+        const cursors = room(message.room).cursors;
+        const at = performance.now();
+        for (const move of message.moves) {
+          if (move[6]) learnName(move[0], move[6]);
+          if (move[2] === null) cursors.delete(`${move[0]}/${move[1]}`);
+          else cursors.set(`${move[0]}/${move[1]}`, { move, at });
+        }
+        break;
+      }
+      case "refused":
+        kit.refused.add(message.room);
+        kit.problem = `This page may not show room ${message.room}.`;
         break;
       case "broker":
         kit.broker = { connected: message.connected, error: message.error, url: message.url };
         break;
       case "token":
-        kit.config.token = message.token;
+        kit.freshToken = message.token;
         return; // nothing for widgets to show
     }
     emit(message);
@@ -159,8 +274,10 @@ function presenceKit() {
     const socket = new WebSocket(`${scheme}://${location.host}${kit.config.wsPath}`);
     kit.socket = socket;
     socket.onopen = () => {
-      // who we are goes in the first frame, never in the URL (logs and proxies keep URLs)
-      socket.send(JSON.stringify({ t: "hello", token: kit.config.token, device: kit.deviceId }));
+      // who we are and what we show go in the first frame, never in the URL
+      const now = watch();
+      socket.send(JSON.stringify({ t: "hello", tokens: tokens(), device: kit.deviceId, watch: now }));
+      kit.sentWatch = JSON.stringify(now);
       kit.connected = true;
       kit.closedReason = "";
       kit.problem = "";
@@ -182,9 +299,10 @@ function presenceKit() {
         kit.deviceId = newDeviceId();
         sessionStorage.setItem(storageKey(), kit.deviceId);
         connect();
-      } else if (event.code === 4401) { // token expired or refused: ask Python for a new one
+      } else if (event.code === 4401) { // tokens expired or refused: ask Python for new ones
         kit.closedReason = "token";
-        if (kit.onTokenExpired) kit.onTokenExpired();
+        kit.freshToken = null;
+        for (const ask of kit.tokenExpired.values()) { ask(); break; } // one rerun renders them all
       } else if (refused) {
         if (refused.retry) kit.retryTimer = setTimeout(connect, refused.retry);
       } else if (event.code !== 1000 || event.reason === "identity changed") {
@@ -257,17 +375,19 @@ function presenceKit() {
 // Every widget's default export: join the shared connection, build the widget once per
 // mount (its state lives on parentElement, since reruns call the export again with new
 // data), hand it the latest options, and tear it down on unmount. `setup(kit, parent,
-// options)` returns {update(options), destroy()}.
+// options, key)` returns {update(options), destroy()}; it says what it shows with
+// kit.need(key, ...), and the kit forgets that when the widget goes.
 function mountWidget(component, name, setup) {
   const { data, parentElement, setTriggerValue } = component;
   const kit = presenceKit();
-  kit.onTokenExpired = () => setTriggerValue("token_expired", Date.now());
-  kit.configure(data.connection);
   const slot = `__presenceKit_${name}`;
-  const widget = parentElement[slot] || (parentElement[slot] = setup(kit, parentElement, data.options));
+  const key = (parentElement[`${slot}_key`] ||= `${name}-${Math.random().toString(36).slice(2, 10)}`);
+  kit.configure(key, data.connection, () => setTriggerValue("token_expired", Date.now()));
+  const widget = parentElement[slot] || (parentElement[slot] = setup(kit, parentElement, data.options, key));
   widget.update(data.options);
   return () => {
     widget.destroy();
+    kit.release(key);
     delete parentElement[slot];
   };
 }
@@ -311,6 +431,10 @@ function nameElement(kit, user, fallback, className) {
 // What two names are compared by (the server's display_names.name_key, near enough).
 function nameKey(name) {
   return String(name).normalize("NFKC").toLowerCase().replace(/\s+/g, "");
+}
+// Live people in a room other than this tab's user, from a presence view's counts.
+function othersIn(kit, view) {
+  return Math.max(0, view.counts.online + view.counts.away - 1);
 }
 function typingText(names) {
   if (names.length === 0) return "";

@@ -6,10 +6,14 @@
 // a cursor goes when its user leaves or after hide_after seconds without moving.
 const SMOOTHING_MS = 60;
 
-export default (component) => mountWidget(component, "cursorOverlay", (kit, parentElement, options) => {
+export default (component) => mountWidget(component, "cursorOverlay", (kit, parentElement, options, key) => {
   const state = build(kit, options);
   return {
-    update(options) { state.options = options; },
+    update(options) {
+      state.options = options;
+      // the room's cursors, and its head count: nobody else there, nothing is sent
+      kit.need(key, { rooms: { [options.room]: ["cursors"] }, presence: [{ room: options.room, limit: 0 }] });
+    },
     destroy() { teardown(state); },
   };
 });
@@ -29,7 +33,7 @@ function build(kit, options) {
   const send = () => {
     state.timer = null;
     if (!state.pending) return;
-    if (document.hidden || kit.others(state.options.room).length === 0) { state.pending = null; return; }
+    if (document.hidden || othersIn(kit, kit.view(state.options.room)) === 0) { state.pending = null; return; }
     kit.send(state.pending);
     state.pending = null;
     state.sentAt = performance.now();
@@ -64,22 +68,23 @@ function build(kit, options) {
   };
   window.addEventListener("pointermove", state.onMove, { passive: true });
   document.addEventListener("visibilitychange", state.onHidden);
-  state.unsubscribe = kit.subscribe((message) => receive(state, kit, message));
-  for (const move of kit.room(options.room).cursors || []) place(state, kit, move);
+  state.unsubscribe = kit.subscribe((message) => receive(state, kit, message), ["cursors", "room"]);
+  for (const { move, at } of kit.room(options.room).cursors.values()) place(state, kit, move, at);
   const tick = (now) => { animate(state, now); state.frame = requestAnimationFrame(tick); };
   state.frame = requestAnimationFrame(tick);
   return state;
 }
 
 function receive(state, kit, message) {
-  if (message.t === "cursors" && message.room === state.options.room) {
-    for (const move of message.moves) place(state, kit, move);
-  } else if (message.t === "presence" && message.user.status === "offline") {
-    for (const [key, cursor] of state.cursors) if (cursor.user === message.user.user) remove(state, key);
+  if (message.room !== state.options.room) return;
+  if (message.t === "cursors") {
+    for (const move of message.moves) place(state, kit, move, performance.now());
+  } else {
+    for (const { move, at } of kit.room(message.room).cursors.values()) place(state, kit, move, at);
   }
 }
 
-function place(state, kit, move) {
+function place(state, kit, move, at) {
   const [user, device, x, y, visible, region] = move;
   const key = `${user}/${device}`;
   if (kit.you && user === kit.you.user) return; // never draw our own pointer
@@ -106,7 +111,7 @@ function place(state, kit, move) {
   }
   cursor.tx = x;
   cursor.ty = y;
-  cursor.movedAt = performance.now();
+  cursor.movedAt = at; // a cursor that stopped moving long ago is not drawn anew
   cursor.node.dataset.x = x;
   cursor.node.dataset.y = y;
 }

@@ -1,10 +1,14 @@
-// The presence list: everyone in the org (or one room), live. Each member element has
-// data-user and data-status. Above `counter_above` live members it becomes a counter,
-// and goes back to a list only below counter_above - counter_hysteresis. Entries are
-// updated in place, keyed by user: an avatar image is loaded once, not on every change.
+// The presence list: who is in the org (or one room), live. The server sends the list's
+// first page of members in display order (online, away, then offline most recently
+// seen first) and counts by status; "Show more" asks for the next page. Each member
+// element has data-user and data-status. Above `counter_above` live members it becomes
+// a counter (and a "Show all" button), and goes back to a list only below
+// counter_above - counter_hysteresis. Entries are updated in place, keyed by user: an
+// avatar image is loaded once, not on every change.
 const ORDER = { online: 0, away: 1, offline: 2 };
+const KINDS = ["people", "people_delta", "connection", "broker", "welcome", "refused"];
 
-export default (component) => mountWidget(component, "presenceList", (kit, parentElement, options) => {
+export default (component) => mountWidget(component, "presenceList", (kit, parentElement, options, key) => {
   const root = el("div", "pk-presence");
   const title = el("div", "pk-title");
   const banner = el("div", "pk-banner");
@@ -13,28 +17,41 @@ export default (component) => mountWidget(component, "presenceList", (kit, paren
   const away = el("span", "pk-count pk-away");
   counter.append(online, away);
   const list = el("ul", "pk-members");
-  root.append(title, banner, counter, list);
+  const more = el("button", "pk-more");
+  more.type = "button";
+  root.append(title, banner, counter, list, more);
   parentElement.appendChild(root);
-  const state = { title, banner, counter, online, away, list, items: new Map(), counterMode: false, options };
-  const unsubscribe = kit.subscribe(() => render(state, kit));
+  const state = { title, banner, counter, online, away, list, more, items: new Map(), counterMode: false, expanded: false, limit: PAGE, options };
+  more.addEventListener("click", () => {
+    if (state.counterMode && !state.expanded) state.expanded = true;
+    else state.limit = Math.min(state.limit + PAGE, 500);
+    ask(state, kit, key);
+    render(state, kit);
+  });
+  const unsubscribe = kit.subscribe(() => render(state, kit), KINDS);
   const clock = setInterval(() => render(state, kit), 30000); // "away · 5 min" ages
   return {
-    update(options) { state.options = options; render(state, kit); },
+    update(options) {
+      const moved = state.options.room !== options.room;
+      state.options = options;
+      if (moved) { state.limit = PAGE; state.expanded = false; }
+      ask(state, kit, key);
+      render(state, kit);
+    },
     destroy() { unsubscribe(); clearInterval(clock); root.remove(); },
   };
 });
 
-function members(kit, options) {
-  const all = [...kit.users.values()];
-  return options.room ? all.filter((u) => !u.rooms.length || u.rooms.includes(options.room)) : all;
+function ask(state, kit, key) {
+  kit.need(key, { presence: [{ room: state.options.room || null, limit: state.limit }] });
 }
 
 function render(state, kit) {
   const { options } = state;
-  const all = members(kit, options);
-  const live = all.filter((u) => u.status !== "offline");
-  if (!state.counterMode && live.length > options.counter_above) state.counterMode = true;
-  else if (state.counterMode && live.length < options.counter_above - options.counter_hysteresis) state.counterMode = false;
+  const view = kit.view(options.room || null);
+  const live = view.counts.online + view.counts.away;
+  if (!state.counterMode && live > options.counter_above) state.counterMode = true;
+  else if (state.counterMode && live < options.counter_above - options.counter_hysteresis) { state.counterMode = false; state.expanded = false; }
 
   state.title.textContent = options.title || "";
   state.title.hidden = !options.title;
@@ -42,26 +59,24 @@ function render(state, kit) {
   state.banner.textContent = problem;
   state.banner.hidden = !problem;
   state.counter.hidden = !state.counterMode;
-  state.list.hidden = state.counterMode;
+  state.counter.dataset.online = view.counts.online;
+  state.counter.dataset.away = view.counts.away;
+  state.online.textContent = `${view.counts.online} online`;
+  state.away.textContent = `${view.counts.away} away`;
+  const listed = !state.counterMode || state.expanded;
+  state.list.hidden = !listed;
+  state.more.hidden = listed && view.total <= view.members.size;
+  state.more.textContent = listed ? `Show more (${view.total - view.members.size})` : "Show all";
 
-  if (state.counterMode) {
-    const count = live.filter((u) => u.status === "online").length;
-    state.counter.dataset.online = count;
-    state.counter.dataset.away = live.length - count;
-    state.online.textContent = `${count} online`;
-    state.away.textContent = `${live.length - count} away`;
-    for (const item of state.items.values()) item.li.remove();
-    state.items.clear();
-    return;
-  }
   const you = kit.you ? kit.you.user : null;
-  all.sort((a, b) =>
+  const members = listed ? [...view.members.values()] : [];
+  members.sort((a, b) =>
     (b.user === you) - (a.user === you) ||
     ORDER[a.status] - ORDER[b.status] ||
-    displayName(a).localeCompare(displayName(b)));
+    (a.status === "offline" ? (b.since || 0) - (a.since || 0) : displayName(a).localeCompare(displayName(b))));
   const shown = new Set();
   let previous = null;
-  for (const user of all) {
+  for (const user of members) {
     shown.add(user.user);
     let item = state.items.get(user.user);
     if (!item) state.items.set(user.user, (item = memberItem(user.user)));

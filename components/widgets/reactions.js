@@ -1,7 +1,7 @@
 // Reaction bursts: a row of emoji buttons. Clicks animate at once here and are
 // coalesced per emoji over burst_window_ms into one message with a count; every other
 // tab animates the burst with its count. The server caps what a flooding tab can send.
-export default (component) => mountWidget(component, "reactions", (kit, parentElement) => {
+export default (component) => mountWidget(component, "reactions", (kit, parentElement, options, key) => {
   const root = el("div", "pk-reactions");
   const row = el("div", "pk-reaction-row");
   const stage = el("div", "pk-bursts");
@@ -9,14 +9,15 @@ export default (component) => mountWidget(component, "reactions", (kit, parentEl
   parentElement.appendChild(root);
   const state = { root, row, stage, pending: new Map(), timer: null, options: null };
   const unsubscribe = kit.subscribe((message) => {
-    if (message.t === "reaction" && message.room === state.options.room && (!kit.you || message.user !== kit.you.user)) {
+    if (message.room === state.options.room && (!kit.you || message.user !== kit.you.user)) {
       burst(state, message.emoji, message.count, kit.nameOf(message.user));
     }
-  });
+  }, ["reaction"]);
   return {
     update(options) {
       if (JSON.stringify(state.options) === JSON.stringify(options)) return;
       state.options = options;
+      kit.need(key, { rooms: { [options.room]: ["reactions"] } });
       row.replaceChildren(...options.emojis.map((emoji) => {
         const button = el("button", "pk-react", emoji);
         button.type = "button";

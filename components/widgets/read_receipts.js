@@ -1,13 +1,17 @@
 // Read receipts of one room without a chat panel: who has seen the room's latest
 // message ("Seen by Ana, Ben", or a count when many). Receipts themselves are sent by
 // the chat panel when messages are on screen; private mode is enforced by the server.
-export default (component) => mountWidget(component, "readReceipts", (kit, parentElement, options) => {
+export default (component) => mountWidget(component, "readReceipts", (kit, parentElement, options, key) => {
   const root = el("div", "pk-receipts");
   parentElement.appendChild(root);
   const state = { root, options };
-  const unsubscribe = kit.subscribe(() => render(state, kit));
+  const unsubscribe = kit.subscribe(() => render(state, kit), ["receipt", "chat", "room", "welcome"]);
   return {
-    update(options) { state.options = options; render(state, kit); },
+    update(options) {
+      state.options = options;
+      kit.need(key, { rooms: { [options.room]: ["receipts", "chat"] } });
+      render(state, kit);
+    },
     destroy() { unsubscribe(); root.remove(); },
   };
 });

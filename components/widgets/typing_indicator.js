@@ -3,24 +3,31 @@
 // the kit's own widgets (st.chat_input, st.text_area, …) signals typing in its room.
 const isTextField = (node) => node instanceof HTMLTextAreaElement || node instanceof HTMLInputElement;
 
-export default (component) => mountWidget(component, "typingIndicator", (kit, parentElement, options) => {
+export default (component) => mountWidget(component, "typingIndicator", (kit, parentElement, options, key) => {
   const root = el("div", "pk-typing");
   root.setAttribute("aria-live", "polite");
   parentElement.appendChild(root);
-  const state = { root, options };
-  const sender = kit.typingSender(options.room, options.ttl);
+  const state = { root, options, sender: null };
   const onInput = (event) => {
-    if (isTextField(event.target)) event.target.value ? sender.keystroke() : sender.stop();
+    if (isTextField(event.target)) event.target.value ? state.sender.keystroke() : state.sender.stop();
   };
-  const onBlur = (event) => { if (isTextField(event.target)) sender.stop(); };
+  const onBlur = (event) => { if (isTextField(event.target)) state.sender.stop(); };
   document.addEventListener("input", onInput, true);
   document.addEventListener("blur", onBlur, true);
-  const unsubscribe = kit.subscribe(() => render(state, kit));
+  const unsubscribe = kit.subscribe(() => render(state, kit), ["typing", "room", "welcome"]);
   return {
-    update(options) { state.options = options; render(state, kit); },
+    update(options) {
+      if (!state.sender || state.options.room !== options.room || state.options.ttl !== options.ttl) {
+        if (state.sender) state.sender.stop();
+        state.sender = kit.typingSender(options.room, options.ttl);
+      }
+      state.options = options;
+      kit.need(key, { rooms: { [options.room]: ["typing"] } });
+      render(state, kit);
+    },
     destroy() {
       unsubscribe();
-      sender.stop();
+      state.sender.stop();
       document.removeEventListener("input", onInput, true);
       document.removeEventListener("blur", onBlur, true);
       root.remove();
