@@ -6,6 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from components.identity import ask_for_name
+from components.ids import ID_PATTERN
 from components.kit import PresenceKit
 from components.settings import CursorOverlaySettings
 
@@ -21,7 +22,9 @@ if me is None:
     st.info("Pick a name to join (or open this page with ?user=NAME).")
     st.stop()
 
-st.markdown(f"You are **{me.name}** (`{me.user}`). Open this page in another tab as someone else.")
+room = st.query_params.get("room")
+where = f" in room `{room}`" if room and ID_PATTERN.fullmatch(room) else ""
+st.markdown(f"You are **{me.name}** (`{me.user}`){where}. Open this page in another tab as someone else (add `?room=NAME` for a room of your own).")
 
 widgets = list(kit.settings.widgets)
 overlays = kit.widgets_of(CursorOverlaySettings)

@@ -42,6 +42,7 @@ from .settings import (
     LimitsConfig,
     PageSettings,
     PresenceListSettings,
+    RoomsOnDemandConfig,
     TlsConfig,
     WIDGET_SETTINGS,
     WidgetSettings,
@@ -425,6 +426,7 @@ def _settings(data: dict, *, base_dir: Path | None) -> AppSettings:
             protocol=str(broker["protocol"]),  # YAML reads `protocol: 5` as a number
             tls=None if tls is None else _typed(TlsConfig, {k: _file(v, base_dir) for k, v in tls.items()}),
         ),
+        rooms_on_demand=_typed(RoomsOnDemandConfig, data["rooms_on_demand"]),
         identity=_typed(IdentityConfig, data["identity"]),
         limits=_typed(LimitsConfig, data["limits"]),
         access=_typed(AccessConfig, data["access"]),

@@ -51,6 +51,10 @@ class InvalidPayload(PresenceKitError, ValueError):
     """A wire payload that is not JSON or does not match its published schema."""
 
 
+class RoomRefused(PresenceKitError):
+    """A room a page asked to show that the app file does not allow, or kit.authorize refused."""
+
+
 class InvalidToken(PresenceKitError):
     """A tab's token that is malformed, forged, expired or bound to another device."""
 

@@ -22,7 +22,9 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable
+import re
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,7 +38,8 @@ from .app_file import load_app_file
 from .bridge import HEALTH_PATH, WS_PATH, RoomReactions, TabHub
 from .broker import BrokerSettings
 from .embedded_broker import EmbeddedBroker
-from .errors import PresenceKitError
+from .errors import InvalidId, PresenceKitError, RoomRefused
+from .ids import check_id
 from .identity import Identity, identify
 from .rooms import DEFAULT_CURSOR_TTL
 from .kit_widgets import WidgetMethods, mount_widget
@@ -70,6 +73,10 @@ class PresenceKit(WidgetMethods):
         self.embedded: EmbeddedBroker | None = None
         self.start_error: str | None = None
         """Why the lifespan could not start the kit (one line, no secret), if it could not."""
+        self.authorize: Callable[[Identity, str], bool] | None = None
+        """Optional: may this person be shown this room (one allowed by the app file)?
+        Set it in the app module, e.g. `kit.authorize = lambda me, room: can_read(me.user, room)`."""
+        self._room_patterns = [re.compile(pattern) for pattern in settings.rooms_on_demand.allow]
 
     @property
     def signer(self) -> TokenSigner:
@@ -135,6 +142,7 @@ class PresenceKit(WidgetMethods):
             history=self.chat_history(),
             cursor_ttl=max((w.hide_after for w in self.widgets_of(CursorOverlaySettings)), default=DEFAULT_CURSOR_TTL),
             devices_per_user=settings.limits.devices_per_user,
+            linger=settings.rooms_on_demand.linger,
         ).start()
         self.hub = TabHub(
             self.session,
@@ -188,21 +196,24 @@ class PresenceKit(WidgetMethods):
             return f"Connected to {where}."
         return f"Broker {where} unreachable, retrying: {stats.last_error or 'connecting…'}"
 
-    def room_reactions(self) -> dict[str, RoomReactions]:
+    def room_reactions(self) -> dict[str | None, RoomReactions]:
         """Per room: the emojis its reaction widgets offer (the only ones accepted) and the
-        clicks a second one user may send."""
-        found: dict[str, RoomReactions] = {}
+        clicks a second one user may send; under None, what applies to rooms chosen at run
+        time (any reactions widget may be shown in one)."""
+        found: dict[str | None, RoomReactions] = {}
         for w in self.widgets_of(ReactionsSettings):
-            held = found.get(w.room)
-            emojis = frozenset(w.emojis) | (held.emojis if held else frozenset())
-            found[w.room] = RoomReactions(emojis, max(w.max_per_second, held.per_second if held else 0))
+            for room in (w.room, None):
+                held = found.get(room)
+                emojis = frozenset(w.emojis) | (held.emojis if held else frozenset())
+                found[room] = RoomReactions(emojis, max(w.max_per_second, held.per_second if held else 0))
         return found
 
-    def private_receipt_rooms(self) -> frozenset[str]:
-        """Rooms where this server never publishes read receipts (private mode)."""
-        private = {w.room for w in self.widgets_of(ReadReceiptsSettings) if w.private}
+    def private_receipt_rooms(self) -> frozenset[str | None]:
+        """Rooms where this server never publishes read receipts (private mode); None
+        among them: nor in rooms chosen at run time (a private widget may be shown there)."""
+        private: set[str | None] = {w.room for w in self.widgets_of(ReadReceiptsSettings) if w.private}
         private |= {w.room for w in self.widgets_of(ChatPanelSettings) if w.private_receipts}
-        return frozenset(private)
+        return frozenset(private | ({None} if private else set()))
 
     def chat_history(self) -> int:
         """Chat messages the session keeps per room: the largest chat_panel history."""
@@ -212,11 +223,35 @@ class PresenceKit(WidgetMethods):
     def identify(self) -> Identity | None:
         return identify(self.settings.identity)
 
-    def connection_data(self, identity: Identity) -> dict[str, Any]:
-        """What every widget's browser side needs to open the tab's socket."""
+    def room_allowed(self, identity: Identity, room: str) -> bool:
+        """May `identity` be shown `room`? A fixed room, or one the app file's
+        rooms_on_demand.allow patterns match; and then what `kit.authorize` says."""
+        if room not in self.settings.rooms and not any(p.fullmatch(room) for p in self._room_patterns):
+            return False
+        return self.authorize is None or bool(self.authorize(identity, room))
+
+    def chosen_room(self, identity: Identity) -> str | None:
+        """The room the page's query parameter chooses (rooms_on_demand.query_param), if
+        any; RoomRefused when it may not be shown to `identity`."""
+        param = self.settings.rooms_on_demand.query_param
+        value = st.query_params.get(param) if param else None
+        return None if value is None else self._allowed_room(identity, value)
+
+    def _allowed_room(self, identity: Identity, room: str) -> str:
+        try:
+            check_id(room, kind="room")
+        except InvalidId as exc:
+            raise RoomRefused(str(exc)) from None
+        if not self.room_allowed(identity, room):
+            raise RoomRefused(f"room {room!r} is not open to {identity.user}")
+        return room
+
+    def connection_data(self, identity: Identity, *, rooms: Iterable[str]) -> dict[str, Any]:
+        """What every widget's browser side needs to open the tab's socket: a token that
+        names the rooms these widgets show (the tab may see those and no others)."""
         away = [w.away_after for w in self.widgets_of(PresenceListSettings)]
         return {
-            "token": self.signer.sign(user=identity.user, name=identity.name, org=self.settings.org, avatar=identity.avatar),
+            "token": self.signer.sign(user=identity.user, name=identity.name, org=self.settings.org, rooms=rooms, avatar=identity.avatar),
             "wsPath": WS_PATH,
             "org": self.settings.org,
             "user": identity.user,
@@ -224,16 +259,24 @@ class PresenceKit(WidgetMethods):
             "awayAfter": min(away, default=DEFAULT_AWAY_AFTER),
         }
 
-    def render(self, identity: Identity, widgets: Iterable[WidgetSettings] | None = None) -> None:
+    def render(self, identity: Identity, widgets: Iterable[WidgetSettings] | None = None, *, room: str | None = None) -> None:
         """Mount the app file's widgets (or the given ones of them), in order, for
-        `identity`. Each widget's options are its settings, as the schema names them."""
+        `identity`. Each widget's options are its settings, as the schema names them.
+
+        `room` (or, without it, the room the query parameter chooses) puts every widget
+        in that room, the presence list included: "who else is viewing ticket-42". A room
+        the app file does not allow, or `kit.authorize` refuses, renders a clear error and
+        no widget."""
         try:
-            connection = self.connection_data(identity)
+            room = self._allowed_room(identity, room) if room is not None else self.chosen_room(identity)
+            chosen = [(self._key_in_file(w), w) for w in (self.settings.widgets if widgets is None else widgets)]
+            placed = [(key, w if room is None else replace(w, room=room)) for key, w in chosen]
+            connection = self.connection_data(identity, rooms={w.room for _, w in placed if w.room is not None})
         except PresenceKitError as exc:  # e.g. a short PRESENCE_TOKEN_KEY: one line, not a traceback
             st.error(f"Presence is unavailable: {exc}")
             return
-        for widget in self.settings.widgets if widgets is None else widgets:
-            mount_widget(widget, key=self._key_in_file(widget), connection=connection)
+        for key, widget in placed:
+            mount_widget(widget, key=key, connection=connection)
 
     def widgets_of(self, kind: type[W]) -> list[W]:
         """The app file's widgets of one settings type, e.g. `kit.widgets_of(ChatPanelSettings)`."""

@@ -74,11 +74,16 @@ class WidgetMethods:
         """`arguments` are a method's locals(): its identity, self and the options."""
         label = f"kit.{kind}"
         options = {name: value for name, value in arguments.items() if name not in ("self", "identity") and value is not None}
-        widget = check_widget({"type": kind, **options}, rooms=self.settings.rooms, label=label)
+        room = options.get("room")
+        rooms = self.settings.rooms
+        if isinstance(room, str) and room not in rooms and self.room_allowed(identity, room):  # type: ignore[attr-defined]
+            rooms = (*rooms, room)  # a room chosen at run time
+        widget = check_widget({"type": kind, **options}, rooms=rooms, label=label)
         if problems := self._not_applied_by_the_server(widget):
             raise ConfigError(*(f"{label}: {problem}" for problem in problems))
         key = f"presence-kit-id-{widget.id}" if widget.id else f"presence-kit-py-{kind}-{widget.room or 'org'}"
-        mount_widget(widget, key=key, connection=self.connection_data(identity))  # type: ignore[attr-defined]
+        connection = self.connection_data(identity, rooms=[widget.room] if widget.room else [])  # type: ignore[attr-defined]
+        mount_widget(widget, key=key, connection=connection)
 
     def _key_in_file(self, widget: WidgetSettings) -> str:
         """The mount key of one of the app file's widgets; a clear error for any other."""
@@ -96,10 +101,12 @@ class WidgetMethods:
     def _not_applied_by_the_server(self, widget: WidgetSettings) -> list[str]:
         problems = []
         private = widget.private if isinstance(widget, ReadReceiptsSettings) else getattr(widget, "private_receipts", False)
-        if private and widget.room not in self.private_receipt_rooms():  # type: ignore[attr-defined]
+        private_rooms = self.private_receipt_rooms()  # type: ignore[attr-defined]
+        if private and widget.room not in private_rooms and (widget.room in self.settings.rooms or None not in private_rooms):
             problems.append(f"the server publishes read receipts in room {widget.room!r}: make them private there in the app file")
         if isinstance(widget, ReactionsSettings):
-            served = self.room_reactions().get(widget.room)  # type: ignore[attr-defined]
+            reactions = self.room_reactions()  # type: ignore[attr-defined]
+            served = reactions.get(widget.room) or (reactions.get(None) if widget.room not in self.settings.rooms else None)
             if served is None:
                 problems.append(f"the server accepts no reactions in room {widget.room!r}: add a reactions widget for it to the app file")
             else:

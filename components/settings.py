@@ -49,6 +49,13 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class RoomsOnDemandConfig:
+    allow: tuple[str, ...]
+    query_param: str | None  # None: no query parameter chooses the room
+    linger: float
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     devices_per_user: int
     sockets_per_address: int
@@ -155,6 +162,7 @@ class AppSettings:
     broker: BrokerConfig
     org: str
     rooms: tuple[str, ...]
+    rooms_on_demand: RoomsOnDemandConfig
     identity: IdentityConfig
     limits: LimitsConfig
     access: AccessConfig

@@ -149,7 +149,7 @@ def _server_side(settings: AppSettings) -> tuple[Any, ...]:
         settings.rooms,
         settings.broker.leave_grace,
         kit.private_receipt_rooms(),
-        tuple(sorted((room, r.per_second, tuple(sorted(r.emojis))) for room, r in kit.room_reactions().items())),
+        tuple(sorted((room or "", r.per_second, tuple(sorted(r.emojis))) for room, r in kit.room_reactions().items())),  # "": rooms on demand
         kit.chat_history(),
         Plan.of(settings),
     )
