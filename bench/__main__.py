@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from . import cursor_path, detection, fanout, history, scale, snapshot, throughput
+from . import big_org, cursor_path, detection, fanout, history, scale, snapshot, throughput
 from .context import Bench
 from .report import Section, load_average, machine, render, table
 
@@ -29,6 +29,7 @@ GROUPS: list[tuple[frozenset[int], str, Callable[[Bench], Section]]] = [
     (frozenset({6}), "Row 6: scale in one process", scale.run),
     (frozenset({7}), "Row 7: fan-out", fanout.run),
     (frozenset({8}), "Row 8: chat history", history.run),
+    (frozenset({9}), "Row 9: big org", big_org.run),
 ]
 
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description="Measure the presence kit against bare paho-mqtt and the anchors.")
     parser.add_argument("--quick", action="store_true", help="fewer runs and smaller loads, under a minute (checks the command works)")
     parser.add_argument("--out", type=Path, default=Path("docs/BENCHMARKS.md"), help="where to write the table (default docs/BENCHMARKS.md)")
-    parser.add_argument("--rows", default="1,2,3,4,5,6,7,8", help="comma-separated row numbers to run (default all)")
+    parser.add_argument("--rows", default="1,2,3,4,5,6,7,8,9", help="comma-separated row numbers to run (default all)")
     args = parser.parse_args(argv)
     try:
         rows = {int(r) for r in args.rows.split(",") if r.strip()}
