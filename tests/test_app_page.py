@@ -94,3 +94,30 @@ def test_two_identical_widgets_are_both_mounted(monkeypatch, tmp_path) -> None:
     at = run_demo(monkeypatch, app_file=app_file, user="Ana")
     assert not at.exception
     assert [_data(c)["type"] for c in at.get("bidi_component")] == ["presence_list", "presence_list"]
+
+
+def test_a_room_chosen_at_run_time_puts_every_widget_in_it_and_its_token_names_only_it(monkeypatch) -> None:
+    monkeypatch.setenv("PRESENCE_APP_FILE", str(REPO / "examples" / "demo.yaml"))
+    at = AppTest.from_file(DEMO_PAGE, default_timeout=30)
+    at.query_params["user"] = "Ana"
+    at.query_params["room"] = "ticket-42"
+    at.run()
+    assert not at.exception
+    mounted = [_data(c) for c in at.get("bidi_component")]
+    assert mounted and {d["options"]["room"] for d in mounted} == {"ticket-42"}, "a widget stayed in its own room"
+    assert {process_signer().verify(d["connection"]["token"]).rooms for d in mounted} == {frozenset({"ticket-42"})}
+
+
+def test_authorize_refuses_a_room_with_a_clear_error_and_no_widget(monkeypatch) -> None:
+    kit = PresenceKit.from_app_file(REPO / "examples" / "demo.yaml")
+    monkeypatch.setattr(kit, "authorize", lambda me, room: not (room == "payroll" and me.user == "Ana"))
+    monkeypatch.setenv("PRESENCE_APP_FILE", str(REPO / "examples" / "demo.yaml"))
+    for user, room, allowed in (("Ana", "payroll", False), ("Ben", "payroll", True), ("Ana", "a/b", False)):
+        at = AppTest.from_file(DEMO_PAGE, default_timeout=30)
+        at.query_params["user"] = user
+        at.query_params["room"] = room
+        at.run()
+        assert not at.exception
+        assert bool(at.get("bidi_component")) == allowed, (user, room)
+        if not allowed:
+            assert at.error and "Presence is unavailable" in at.error[0].value
