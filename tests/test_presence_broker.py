@@ -104,6 +104,24 @@ def test_clean_leave_is_seen_at_once_and_never_stale_later(settings, watcher: Wa
     assert late.statuses("leaver") == ["offline"], "a later subscriber must never see a stale online"
 
 
+
+def test_a_device_closed_right_after_acting_ends_offline(settings, watcher: Watcher, make_session) -> None:
+    """Found by running the README's bot example: the offline of close() went out before
+    the status, chat and typing asked just before it, so the status landed last and
+    stayed retained (a ghost 'away' after a clean leave)."""
+    session = make_session(observe=False)
+    bot = session.open_device(user="quick", device="d1")
+    assert bot.wait_connected(5)
+    session.network.call_soon(lambda: time.sleep(0.3))  # a busy network thread: what follows queues up
+    bot.typing("lobby")
+    bot.send_chat("lobby", "Hello!")
+    bot.set_status("away", since=time.time())
+    assert bot.close()
+    assert watcher.wait_status("quick", "offline", timeout=3) is not None
+    doc = json.loads(retained(settings, presence_topic(settings, "quick", "d1")) or b"{}")
+    assert (doc.get("status"), doc.get("epoch")) == ("offline", bot.epoch), doc
+    assert watcher.statuses("quick")[-1] == "offline", watcher.statuses("quick")
+
 # -- guarantee 3: a stale will never wins ----------------------------------------------------
 
 def test_stale_will_is_ignored_and_the_topic_repaired(settings, watcher: Watcher, make_session) -> None:
