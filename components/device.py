@@ -3,10 +3,13 @@ whose will marks it offline when the connection dies without a goodbye.
 
 On every (re)connect it takes a new epoch and publishes, retained and QoS 1 on
 `presence/{org}/{user}/{device}`, its status with that epoch; the will is the same
-document with status offline. Watchers ignore lower epochs, and the device watches its
-own topic: if an older epoch (a stale will) or an empty payload overwrites it, it
-re-asserts itself at once (guarantee 3). A clean `close()` publishes offline and waits
-for the broker's ack, because a clean DISCONNECT discards the will.
+document with status offline and `will_delay`, the seconds the broker waits before it
+publishes it (its `since` is when the connection started: a watcher that sees it fire
+dates the departure, see presence.py). Watchers ignore lower epochs, and the device
+watches its own topic: if an older epoch (a stale will, or an observer's "last seen"
+for it) or an empty payload overwrites it, it re-asserts itself at once (guarantee 3).
+A clean `close()` publishes offline and waits for the broker's ack, because a clean
+DISCONNECT discards the will.
 
 Methods are safe to call from any thread; MQTT work runs on the network thread.
 """
@@ -80,8 +83,10 @@ class Device(ReconnectingClient):
         self.closed = False
 
     # -- presence documents ------------------------------------------------------------
-    def _presence(self, status: str, since: float) -> bytes:
+    def _presence(self, status: str, since: float, *, will_delay: int | None = None) -> bytes:
         doc: dict[str, Any] = {"status": status, "epoch": self.epoch, "since": round(since, 3)}
+        if will_delay is not None:
+            doc["will_delay"] = will_delay
         if self.name:
             doc["name"] = self.name
         if self.avatar:
@@ -92,10 +97,11 @@ class Device(ReconnectingClient):
 
     def _will(self, epoch: int) -> Will:
         self.epoch = epoch
+        delay = self.wiring.will_delay if self.wiring.settings.protocol == "5" else 0  # 3.1.1 has no will delay
         return Will(
             topic=self._topic,
-            payload=self._presence("offline", self.wiring.wall()),
-            delay=self.wiring.will_delay,
+            payload=self._presence("offline", self.wiring.wall(), will_delay=delay),
+            delay=delay,
             expiry=int(self.wiring.last_seen_retention),
         )
 
