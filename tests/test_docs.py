@@ -3,7 +3,8 @@ and deploy/README.md is run here, or carries the reason it cannot be.
 
 The rules (README.md's "Set-up" points here):
 - A **marker** is an HTML comment on the line just above a fenced block, which Markdown
-  renders as nothing: `<!-- doctest: DIRECTIVE -->`, several separated by `;`.
+  renders as nothing: `<!-- doctest: DIRECTIVE -->`, several separated by `;`. A marker
+  anywhere else (a blank line below it, say) is an error, not silently ignored.
 - `skip REASON`: the block is not run; the reason (the rest of the comment) is
   required. Every block that is not one of the kinds below needs it (nginx, sh, ...);
   indented code blocks are refused: fence them and name their language.
@@ -98,26 +99,28 @@ class Block:
         return self.directives.get("varies", "").split()
 
 
-def parse(document: Path) -> list[Block]:
-    """Every code block of `document`, with the directives of the marker above it."""
+def parse(document: Path) -> tuple[list[Block], list[int]]:
+    """Every code block of `document`, with the directives of the marker above it, and
+    the lines of markers that stand above no block (a blank line between, say)."""
     tokens = MarkdownIt("commonmark").parse(document.read_text(encoding="utf-8"))
     found: list[Block] = []
-    marker_ends: dict[int, str] = {}
+    markers: dict[int, tuple[int, str]] = {}
+    """By the line after the marker: its own line (1-based) and its body."""
     for token in tokens:
         if token.type == "html_block" and (match := MARKER.search(token.content)) and token.map:
-            marker_ends[token.map[1]] = match["body"]
+            markers[token.map[1]] = (token.map[0] + 1, match["body"])
         elif token.type in ("fence", "code_block") and token.map:
             if token.type == "code_block":
                 language = "(indented)"
             else:
                 language = token.info.split()[0] if token.info.strip() else "(none)"
             block = Block(document, token.map[0] + 1, language, token.content)
-            block.directives = directives(marker_ends.get(token.map[0], ""), where=block.where)
+            block.directives = directives(markers.pop(token.map[0], (0, ""))[1], where=block.where)
             found.append(block)
     for before, block in zip(found, found[1:]):
         if "output" in block.directives:
             before.output = block
-    return found
+    return found, [line for line, _ in markers.values()]
 
 
 def directives(body: str, *, where: str) -> dict[str, str]:
@@ -132,7 +135,8 @@ def directives(body: str, *, where: str) -> dict[str, str]:
     return parsed
 
 
-ALL_BLOCKS = [block for document in DOCUMENTS for block in parse(document)]
+PARSED = {document: parse(document) for document in DOCUMENTS}
+ALL_BLOCKS = [block for blocks, _ in PARSED.values() for block in blocks]
 
 
 def needs_broker(block: Block) -> bool:
@@ -152,7 +156,11 @@ def runnable() -> Iterator[object]:
 
 def test_every_block_runs_or_says_why_not() -> None:
     assert len(ALL_BLOCKS) >= 15, "the documents were not parsed"
-    problems = []
+    problems = [
+        f"{document.relative_to(REPO)}:{line}: a doctest marker must be on the line just above a fenced block"
+        for document, (_, stray) in PARSED.items()
+        for line in stray
+    ]
     for i, block in enumerate(ALL_BLOCKS):
         d = block.directives
         if "skip" in d:
@@ -181,10 +189,12 @@ def test_the_rules_catch_what_they_should(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
     doc.write_text(
         "Text.\n<!-- doctest: skip needs nginx -->\n```nginx\nx\n```\n\n    indented\n\n"
-        "```python\nprint(1)\n```\n<!-- doctest: output; varies 1 -->\n```text\n1\n```\n",
+        "```python\nprint(1)\n```\n<!-- doctest: output; varies 1 -->\n```text\n1\n```\n"
+        "<!-- doctest: skip astray -->\n\n```yaml\nversion: 1\n```\n",
         encoding="utf-8",
     )
-    nginx, indented, python, output = parse(doc)
+    (nginx, indented, python, output, yaml), stray = parse(doc)
+    assert stray == [16] and yaml.directives == {}
     assert (nginx.directives, nginx.line) == ({"skip": "needs nginx"}, 3)
     assert indented.language == "(indented)" and not indented.directives
     assert python.output is output and output.varies() == ["1"]
