@@ -64,10 +64,11 @@ QUICK = Scale(users=1_000, rooms=25, levels=(20,), joining=20, churn=50, window=
 
 
 def app_text(scale: Scale, *, design: str) -> str:
-    rooms = "[lobby]" if design == "rooms" else f"[{', '.join(f'r{i}' for i in range(scale.rooms))}]"
-    on_demand = "rooms_on_demand: {allow: ['r[0-9]+']}\nlimits: {sockets_per_address: 5000}\n" if design == "rooms" else ""
+    """The app file of each design (the broadcast design sends every tab the whole org,
+    whatever room it shows: its tabs show the fixed room)."""
+    on_demand = "rooms_on_demand: {allow: ['r[0-9]+']}\n" if design == "rooms" else ""
     return (
-        f"version: 1\nbroker: {{keepalive: 30, leave_grace: 1, topic_prefix: {PREFIX}}}\norg: {ORG}\nrooms: {rooms}\n{on_demand}"
+        f"version: 1\nbroker: {{keepalive: 30, leave_grace: 1, topic_prefix: {PREFIX}}}\norg: {ORG}\nrooms: [lobby]\n{on_demand}limits: {{sockets_per_address: 5000}}\n"
         "identity: {source: query_param}\nwidgets:\n  - type: presence_list\n    counter_above: 30\n"
         "  - type: chat_panel\n  - type: cursor_overlay\n  - type: reactions\n"
     )

@@ -43,7 +43,7 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .device import Device
-from .errors import InvalidId, InvalidPayload, InvalidToken
+from .errors import InvalidId, InvalidPayload, InvalidToken, TokenExpired
 from .events import Event, ReactionReceived, RoomSnapshot
 from .ids import check_id
 from .payloads import decode
@@ -252,10 +252,8 @@ class TabHub:
         for token in tokens:
             try:
                 claims = self.signer.verify(token)
-            except InvalidToken as exc:
-                if "expired" in str(exc):
-                    continue
-                raise
+            except TokenExpired:
+                continue
             if claims.org != self.session.org:
                 raise InvalidToken("token is for another org")
             if valid and claims.user != valid[0].user:
@@ -264,7 +262,7 @@ class TabHub:
                 raise InvalidToken("token is bound to another device")
             valid.append(claims)
         if not valid:
-            raise InvalidToken("token has expired")
+            raise TokenExpired("every token has expired")
         return Grant(valid[0], frozenset().union(*(c.rooms for c in valid)), tuple(valid))
 
     def _bind(self, grant: Grant, device: str) -> None:
