@@ -51,6 +51,7 @@ from .settings import (
     PresenceListSettings,
     ReactionsSettings,
     ReadReceiptsSettings,
+    WIDGET_SETTINGS,
     WidgetSettings,
 )
 from .tab_admission import AdmissionLimits
@@ -259,14 +260,25 @@ class PresenceKit(WidgetMethods):
             "awayAfter": min(away, default=DEFAULT_AWAY_AFTER),
         }
 
-    def render(self, identity: Identity, widgets: Iterable[WidgetSettings] | None = None, *, room: str | None = None) -> None:
-        """Mount the app file's widgets (or the given ones of them), in order, for
-        `identity`. Each widget's options are its settings, as the schema names them.
+    def render(
+        self,
+        identity: Identity,
+        widgets: Iterable[WidgetSettings] | None = None,
+        *,
+        only: Iterable[str] | None = None,
+        room: str | None = None,
+    ) -> None:
+        """Mount the app file's widgets, in order, for `identity`: all of them, the given
+        ones, or `only` those named (each name a widget's `id`, or a widget type for every
+        widget of that type), so a page places widgets in columns with one call each.
+        Each widget's options are its settings, as the schema names them.
 
         `room` (or, without it, the room the query parameter chooses) puts every widget
         in that room, the presence list included: "who else is viewing ticket-42". A room
         the app file does not allow, or `kit.authorize` refuses, renders a clear error and
         no widget."""
+        if only is not None:
+            widgets = self._named(list(only))
         try:
             room = self._allowed_room(identity, room) if room is not None else self.chosen_room(identity)
             chosen = [(self._key_in_file(w), w) for w in (self.settings.widgets if widgets is None else widgets)]
@@ -277,6 +289,17 @@ class PresenceKit(WidgetMethods):
             return
         for key, widget in placed:
             mount_widget(widget, key=key, connection=connection)
+
+    def _named(self, names: list[str]) -> list[WidgetSettings]:
+        """The app file's widgets named by id or by type, in file order (a type the file
+        has no widget of names none); a name that is neither is a ValueError that lists
+        what there is."""
+        ids = {w.id for w in self.settings.widgets if w.id}
+        unknown = [n for n in names if n not in ids and n not in WIDGET_SETTINGS]
+        if unknown:
+            raise ValueError(f"no widget of the app file has the id {', '.join(map(repr, unknown))}, nor is it a widget type "
+                             f"(ids: {', '.join(sorted(ids)) or 'none'}; types: {', '.join(WIDGET_SETTINGS)})")
+        return [w for w in self.settings.widgets if w.type in names or (w.id is not None and w.id in names)]
 
     def widgets_of(self, kind: type[W]) -> list[W]:
         """The app file's widgets of one settings type, e.g. `kit.widgets_of(ChatPanelSettings)`."""
