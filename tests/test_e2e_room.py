@@ -142,12 +142,13 @@ def test_chat_messages_flow_both_ways_as_text(server, browser_context, people) -
     ana, ben = people("ana"), people("ben")
     ana_page = open_tab(browser_context(), server, ana)
     ben_page = open_tab(browser_context(), server, ben)
-    send_chat(ana_page, "hello <b>ben</b>")
-    message(ben_page, "hello <b>ben</b>").wait_for(timeout=2000)
+    # texts of this test's own: the room's history (kept in the store) holds the module's other tests' messages
+    send_chat(ana_page, f"hello <b>{ben}</b>")
+    message(ben_page, f"hello <b>{ben}</b>").wait_for(timeout=2000)
     assert ben_page.locator(".pk-msg b").count() == 0, "message text is rendered as text"
-    send_chat(ben_page, "hi ana")
-    message(ana_page, "hi ana").wait_for(timeout=2000)
-    assert message(ana_page, "hi ana").get_attribute("data-user") == ben
+    send_chat(ben_page, f"hi {ana}")
+    message(ana_page, f"hi {ana}").wait_for(timeout=2000)
+    assert message(ana_page, f"hi {ana}").get_attribute("data-user") == ben
 
 
 def test_receipts_follow_what_was_on_screen_and_never_move_backwards(server, browser_context, people, e2e_watcher) -> None:
