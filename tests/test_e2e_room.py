@@ -12,7 +12,7 @@ import pytest
 from chaos.proxy import ChaosProxy
 from components.identity import user_id_for
 
-from e2e_pages import app_file, member, open_tab, seconds_until
+from e2e_pages import app_file, member, message, open_tab, seconds_until, send_chat
 from helpers import RawSubscriber, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -42,15 +42,6 @@ def server(start_server):
 
 def typists(page) -> str:
     return page.locator(".pk-chat .pk-typing").get_attribute("data-typists") or ""
-
-
-def send_chat(page, text: str) -> None:
-    page.locator("textarea.pk-input").fill(text)
-    page.locator("textarea.pk-input").press("Enter")
-
-
-def message(page, text: str):
-    return page.locator(".pk-msg").filter(has_text=text)
 
 
 def test_the_demo_bot_is_online_types_and_answers(start_server, browser_context, people) -> None:
