@@ -183,20 +183,19 @@ class TabHistory:
 
     def leave(self, tab: Tab, room: str) -> None:
         """`tab` no longer shows the chat of `room`."""
-        self._pending_done(tab, room)
+        self._end_join(tab, room)
         self._in_page.get(tab, {}).pop(room, None)
         if self._in_page.get(tab) == {}:
             del self._in_page[tab]
 
-    def _pending_done(self, tab: Tab, room: str) -> _Join | None:
-        """Forget the tab's join of `room` (done, or no longer wanted); return it."""
+    def _end_join(self, tab: Tab, room: str) -> None:
+        """Forget the tab's join of `room` (done, or no longer wanted)."""
         rooms = self._joins.get(tab)
         join = rooms.pop(room, None) if rooms is not None else None
         if join is not None:
             self._reads.get((room, join.count), set()).discard(tab)
         if rooms == {}:
             del self._joins[tab]
-        return join
 
     def forget(self, tab: Tab) -> None:
         """The tab is gone."""
@@ -232,7 +231,7 @@ class TabHistory:
             join = self._joins.get(tab, {}).get(room)
             if join is None or join.count != count:
                 continue  # stopped showing the chat, or asked for another count (read anew)
-            self._pending_done(tab, room)
+            self._end_join(tab, room)
             self._send(tab, text)
             for message_id, frame in join.held or ():
                 if message_id not in ids:

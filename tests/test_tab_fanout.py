@@ -324,3 +324,17 @@ def test_a_tab_that_stops_showing_the_chat_while_its_history_is_read_gets_none_o
     fanout.handle(ChatReceived(chats("a", 1, MessageIds())[0]))
     STORE.finish()
     assert [f["t"] for f in sent(leaving)] == ["room"]
+
+
+def test_after_a_resync_a_chat_tab_gets_what_was_stored_while_the_session_was_off_the_broker(fanout: Fanout) -> None:
+    ids = MessageIds()
+    STORE.rooms["a"] = chats("a", 3, ids)
+    ROOMS["a"] = RoomSnapshot()
+    watching = tab("ana", room_watch("a", "chat"))
+    fanout.add(watching)
+    sent(watching)
+    missed = chats("a", 2, ids, tag="missed")  # stored by another server while this one was reconnecting
+    STORE.rooms["a"] += missed
+    fanout.handle(Snapshot(users={}, rooms={"a": RoomSnapshot()}, complete=True))
+    history = [f for f in sent(watching) if f["t"] == "history"]
+    assert len(history) == 1 and texts(history[0])[-2:] == ["missed0", "missed1"]
