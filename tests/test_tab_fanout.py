@@ -282,13 +282,18 @@ def test_earlier_pages_walk_back_once_each_in_order_while_new_messages_arrive(fa
     assert seen == [f"m{i}" for i in range(237)]
 
 
-def test_one_earlier_page_a_tab_at_a_time(fanout: Fanout) -> None:
-    ids = MessageIds()
-    STORE.rooms["a"] = chats("a", 30, ids)
+def joined_reader(fanout: Fanout, stored: int, ids: MessageIds) -> Tab:
+    """A tab showing room a's chat, with `stored` messages in the store, past its join."""
+    STORE.rooms["a"] = chats("a", stored, ids)
     ROOMS["a"] = RoomSnapshot()
     reader = tab("ana", room_watch("a", "chat"))
     fanout.add(reader)
     sent(reader)
+    return reader
+
+
+def test_one_earlier_page_a_tab_at_a_time(fanout: Fanout) -> None:
+    reader = joined_reader(fanout, 30, MessageIds())
     STORE.deferred = True
     for _ in range(5):
         fanout.history.earlier(reader, "a", STORE.rooms["a"][20].id, 5)
@@ -328,11 +333,7 @@ def test_a_tab_that_stops_showing_the_chat_while_its_history_is_read_gets_none_o
 
 def test_after_a_resync_a_chat_tab_gets_what_was_stored_while_the_session_was_off_the_broker(fanout: Fanout) -> None:
     ids = MessageIds()
-    STORE.rooms["a"] = chats("a", 3, ids)
-    ROOMS["a"] = RoomSnapshot()
-    watching = tab("ana", room_watch("a", "chat"))
-    fanout.add(watching)
-    sent(watching)
+    watching = joined_reader(fanout, 3, ids)
     missed = chats("a", 2, ids, tag="missed")  # stored by another server while this one was reconnecting
     STORE.rooms["a"] += missed
     fanout.handle(Snapshot(users={}, rooms={"a": RoomSnapshot()}, complete=True))
