@@ -12,8 +12,11 @@
 
 The lifespan starts the broker connection (the app file's broker, `MQTT_URL` from the
 environment, or an embedded broker when neither is given), the process's shared session
-and the WebSocket bridge; the page script only mints a signed token and mounts the
-widgets, so it renders (and can be tested with AppTest) without any of them.
+with its chat history store (the app file's `history`, `PRESENCE_HISTORY_URL` from the
+environment winning; a database unreachable at start is one warning line, presence
+works meanwhile and the store retries) and the WebSocket bridge; the page script only
+mints a signed token and mounts the widgets, so it renders (and can be tested with
+AppTest) without any of them.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from .bridge import HEALTH_PATH, WS_PATH, RoomReactions, TabHub
 from .broker import BrokerSettings
 from .embedded_broker import EmbeddedBroker
 from .errors import InvalidId, PresenceKitError, RoomRefused
+from .history import history_store_for
 from .ids import check_id
 from .identity import Identity, identify
 from .rooms import DEFAULT_CURSOR_TTL
@@ -132,6 +136,7 @@ class PresenceKit(WidgetMethods):
 
     async def _start(self) -> None:
         signer = self.signer  # a bad key is found before anything connects
+        store = history_store_for(self.settings.history, environ=self._environ)  # so is a bad history URL
         broker = self._connect_to()
         settings = self.settings
         self.session = PresenceSession(
@@ -144,6 +149,7 @@ class PresenceKit(WidgetMethods):
             cursor_ttl=max((w.hide_after for w in self.widgets_of(CursorOverlaySettings)), default=DEFAULT_CURSOR_TTL),
             devices_per_user=settings.limits.devices_per_user,
             linger=settings.rooms_on_demand.linger,
+            history_store=store,
         ).start()
         self.hub = TabHub(
             self.session,
@@ -159,7 +165,7 @@ class PresenceKit(WidgetMethods):
             avatar_hosts=frozenset(settings.access.avatar_hosts),
         )
         await self.hub.start()
-        log.info("presence kit: org %s on %s", settings.org, broker.url)
+        log.info("presence kit: org %s on %s, chat history in %s", settings.org, broker.url, store.url.redacted)
 
     async def _stop(self) -> None:
         if self.hub is not None:
@@ -186,16 +192,18 @@ class PresenceKit(WidgetMethods):
         return await self.hub.health(request)
 
     def broker_note(self) -> str:
-        """One line for the page: which broker, and whether we are connected to it."""
+        """One line for the page: which broker, whether we are connected to it, and
+        whether chat history can be reached (where it is stays in the server's log)."""
         if self.start_error is not None:
             return f"Presence is unavailable: {self.start_error}"
         if self.session is None:
             return "Presence server not running in this process."
         stats = self.session.stats()
         where = f"embedded {self.embedded.kind} at {stats.broker}" if self.embedded else stats.broker
-        if stats.connected:
-            return f"Connected to {where}."
-        return f"Broker {where} unreachable, retrying: {stats.last_error or 'connecting…'}"
+        note = f"Connected to {where}." if stats.connected else f"Broker {where} unreachable, retrying: {stats.last_error or 'connecting…'}"
+        if stats.history is not None and not stats.history.available and stats.history.last_error:
+            note += " Chat history is unavailable (retrying): new messages cannot be sent and only recent ones are shown."
+        return note
 
     def room_reactions(self) -> dict[str | None, RoomReactions]:
         """Per room: the emojis its reaction widgets offer (the only ones accepted) and the
@@ -217,7 +225,8 @@ class PresenceKit(WidgetMethods):
         return frozenset(private | ({None} if private else set()))
 
     def chat_history(self) -> int:
-        """Chat messages the session keeps per room: the largest chat_panel history."""
+        """Chat messages the session keeps per room in memory (the largest chat_panel
+        history): what a joining tab is shown while the history store is unreachable."""
         return max((w.history for w in self.widgets_of(ChatPanelSettings)), default=DEFAULT_HISTORY)
 
     # -- the page side ---------------------------------------------------------------------
