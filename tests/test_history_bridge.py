@@ -11,7 +11,6 @@ known by the ids the server acknowledged."""
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections.abc import Iterator
