@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from .context import Bench
 from .cursor_path import cpu_seconds
-from .harness import REPO, ALL_PARTS, StreamlitServer, tab_token
+from .harness import REPO, ALL_PARTS, StreamlitServer, tab_messages, tab_token
 from .report import Line, Section, fmt, median, percentile, verdict
 
 BASELINE = "0ee242f"
@@ -166,7 +166,7 @@ class Tab:
                 self.bytes += size
                 if self.join_seconds is None:
                     self.joined_bytes += size
-                    if self.ready(json.loads(text)["t"]):
+                    if any([self.ready(m["t"]) for m in tab_messages(text)]):
                         self.join_seconds = time.perf_counter() - start
                 if stop.is_set():
                     return

@@ -16,7 +16,7 @@ from components import ChatMessage, HistoryStore, PresenceSession
 from components.message_ids import MessageIds
 
 from .context import Bench
-from .harness import HistoryPlace, StreamlitServer, postgres_url, tab_token
+from .harness import HistoryPlace, StreamlitServer, postgres_url, tab_messages, tab_token
 from .report import Line, Section, fmt, median, spread, verdict
 
 ORG = "hist"
@@ -145,12 +145,12 @@ def bridge_join_seconds(port: int, room: str, *, user: str, chat: bool = True) -
         start = time.perf_counter()
         socket.send(hello)
         while True:
-            frame = json.loads(socket.recv(timeout=30))
-            if frame["t"] == ("history" if chat else "room"):
-                took = time.perf_counter() - start
-                if chat and len(frame["messages"]) != PAGE:
-                    raise AssertionError(f"the history of {room} held {len(frame['messages'])} messages, not {PAGE}")
-                return took
+            for frame in tab_messages(socket.recv(timeout=30)):
+                if frame["t"] == ("history" if chat else "room"):
+                    took = time.perf_counter() - start
+                    if chat and len(frame["messages"]) != PAGE:
+                        raise AssertionError(f"the history of {room} held {len(frame['messages'])} messages, not {PAGE}")
+                    return took
 
 
 def _bridge_join_line(bench: Bench, kind: str, place: HistoryPlace, *, big: int, small: int, joins: int) -> Line:

@@ -85,6 +85,12 @@ log = logging.getLogger(__name__)
 
 WS_PATH = "/presence-kit/ws"
 HEALTH_PATH = "/presence-kit/health"
+WRITE_BATCH = 64
+"""Most messages sent to a tab in one frame (a JSON array of them). Batching what is
+queued is also what keeps a join from stalling: Streamlit binds its listening socket with
+protocol 0, so asyncio never sets TCP_NODELAY on the connections it accepts, and a second
+small frame written while the first is unacknowledged waits for the browser's delayed
+ACK (40 ms on Linux)."""
 HELLO_TIMEOUT = 5.0
 """Seconds a new socket has to send its hello frame."""
 USER_RATE, USER_BURST = 80.0, 160.0
@@ -566,12 +572,21 @@ class TabHub:
             log.exception("could not fan out %s", type(event).__name__)
 
     async def _write(self, tab: Tab) -> None:
-        """Send the tab's frames in order until the tab goes. A frame that cannot be sent
+        """Send the tab's messages in order until the tab goes. Messages queued together
+        go out as one frame, a JSON array (see WRITE_BATCH). A frame that cannot be sent
         (it should never happen: what enters the kit is checked) is dropped and counted;
         the frames after it still go out."""
-        while (text := await tab.queue.get()) is not None:
+        closing = False
+        while not closing and (text := await tab.queue.get()) is not None:
+            batch = [text]
+            while len(batch) < WRITE_BATCH and not tab.queue.empty():
+                more = tab.queue.get_nowait()
+                if more is None:
+                    closing = True
+                    break
+                batch.append(more)
             try:
-                await tab.websocket.send_text(text)
+                await tab.websocket.send_text(batch[0] if len(batch) == 1 else f"[{','.join(batch)}]")
             except (WebSocketDisconnect, RuntimeError, OSError):
                 return  # the socket is gone; serve() cleans up
             except Exception:  # noqa: BLE001 - never let one frame end the writer

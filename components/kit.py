@@ -37,6 +37,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from ._compat import disable_nagle_on_listening_sockets
 from .app_file import load_app_file
 from .bridge import HEALTH_PATH, WS_PATH, RoomReactions, TabHub
 from .broker import BrokerSettings
@@ -135,6 +136,7 @@ class PresenceKit(WidgetMethods):
             await self._stop()
 
     async def _start(self) -> None:
+        disable_nagle_on_listening_sockets()  # tabs' frames go out at once (see _compat)
         signer = self.signer  # a bad key is found before anything connects
         store = history_store_for(self.settings.history, environ=self._environ)  # so is a bad history URL
         broker = self._connect_to()

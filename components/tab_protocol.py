@@ -15,7 +15,8 @@ Tab to server (schemas/tab-message.schema.json, validated, anything else refused
     earlier   {room, before, limit?}       load earlier messages: the page of the room's chat
                                            just below `before` (answered with `history`)
     activity, typing, cursor, read, react  what its person does
-Server to tab (`t` names the type):
+Server to tab (`t` names the type; messages queued for a tab together arrive as one
+frame holding a JSON array of them, in order):
     welcome   {user, device, name, epoch}  the tab's identity, after its tokens checked out
     people    {room, limit, counts, total, members, complete}
                                            a presence view: the first `limit` members of a

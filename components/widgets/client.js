@@ -360,7 +360,11 @@ function presenceKit() {
       emit({ t: "connection", connected: true });
     };
     socket.onmessage = (event) => {
-      try { apply(JSON.parse(event.data)); } catch (err) { console.error("presence-kit: bad message", err); }
+      let data;
+      try { data = JSON.parse(event.data); } catch (err) { console.error("presence-kit: bad frame", err); return; }
+      for (const message of Array.isArray(data) ? data : [data]) { // messages queued together come as one array
+        try { apply(message); } catch (err) { console.error("presence-kit: bad message", err); }
+      }
     };
     socket.onclose = (event) => {
       if (kit.socket !== socket) return;
