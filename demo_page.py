@@ -26,14 +26,12 @@ room = st.query_params.get("room")
 where = f" in room `{room}`" if room and ID_PATTERN.fullmatch(room) else ""
 st.markdown(f"You are **{me.name}** (`{me.user}`){where}. Open this page in another tab as someone else (add `?room=NAME` for a room of your own).")
 
-widgets = list(kit.settings.widgets)
-overlays = kit.widgets_of(CursorOverlaySettings)
 main, side = st.columns([2, 1])
 with side:
-    kit.render(me, [w for w in widgets if w.type in ("presence_list", "read_receipts", "typing_indicator")])
+    kit.render(me, only=["presence_list", "read_receipts", "typing_indicator"])
 with main:
-    kit.render(me, [w for w in widgets if w.type in ("chat_panel", "reactions")])
-for overlay in overlays:
+    kit.render(me, only=["chat_panel", "reactions"])
+for overlay in kit.widgets_of(CursorOverlaySettings):
     with st.container(key=overlay.region or "canvas", border=True, height=260):
         st.markdown("**Shared canvas**: move your pointer here and watch the other tabs.")
     kit.render(me, [overlay])

@@ -26,7 +26,7 @@ from pathlib import Path
 
 
 from .context import Bench
-from .harness import StreamlitServer, tab_hello
+from .harness import StreamlitServer, tab_hello, tab_messages
 from .report import Line, Section, fmt, median, percentile, spread, verdict
 
 ORG = "cur"
@@ -87,28 +87,31 @@ class Tab:
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
     async def receive(self) -> None:
-        traffic = self.traffic
         try:
             async for text in self.socket:
                 now = time.perf_counter()
-                message = json.loads(text)
-                kind = message["t"]
-                if kind == "cursors":
-                    start, end = traffic.window
-                    for move in message["moves"]:
-                        if move[0] != self.user and move[2] is not None:
-                            sent = traffic.sent.get((move[0], move[2]))
-                            if sent is not None and start <= sent < end:
-                                traffic.latencies.append(now - sent)
-                elif kind in ("people", "people_delta"):
-                    for user in message.get("members", []) + message.get("upsert", []):
-                        if user["status"] == "offline":
-                            self.online.discard(user["user"])
-                            traffic.offline_at.setdefault((self.user, user["user"]), time.monotonic())
-                        else:
-                            self.online.add(user["user"])
+                for message in tab_messages(text):
+                    self._take(message, now)
         except Exception:  # noqa: BLE001 - the socket closed: this tab is done
             return
+
+    def _take(self, message: dict, now: float) -> None:
+        traffic = self.traffic
+        kind = message["t"]
+        if kind == "cursors":
+            start, end = traffic.window
+            for move in message["moves"]:
+                if move[0] != self.user and move[2] is not None:
+                    sent = traffic.sent.get((move[0], move[2]))
+                    if sent is not None and start <= sent < end:
+                        traffic.latencies.append(now - sent)
+        elif kind in ("people", "people_delta"):
+            for user in message.get("members", []) + message.get("upsert", []):
+                if user["status"] == "offline":
+                    self.online.discard(user["user"])
+                    traffic.offline_at.setdefault((self.user, user["user"]), time.monotonic())
+                else:
+                    self.online.add(user["user"])
 
 
 async def level(server: StreamlitServer, n: int, seconds: float, *, tag: str) -> dict:

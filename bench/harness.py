@@ -202,6 +202,13 @@ TOKEN_KEY = "e2e-test-token-key-0123456789abcdef"
 ALL_PARTS = ["typing", "chat", "receipts", "cursors", "reactions"]
 
 
+def tab_messages(frame: str | bytes) -> list[dict]:
+    """The messages of one frame the kit's socket sent (several queued together come as
+    a JSON array)."""
+    data = json.loads(frame)
+    return data if isinstance(data, list) else [data]
+
+
 def tab_token(*, user: str, org: str, rooms: tuple[str, ...] = ("lobby",), name: str | None = None, key: str = TOKEN_KEY) -> str:
     """A page token for `user` showing `rooms`, signed with the servers' key (TOKEN_KEY)."""
     from components.tokens import TokenSigner  # noqa: PLC0415 - servers and sessions need none of this

@@ -29,6 +29,7 @@ _EXPORTS = {
     "InvalidToken": "errors",
     "MqttError": "errors",
     "PresenceKitError": "errors",
+    "TokenExpired": "errors",
     "TokenKeyError": "errors",
     "ChatMessage": "events",
     "ChatReceived": "events",

@@ -25,6 +25,14 @@ between the tab and the process's shared session.
 - Inbound messages are validated against schemas/tab-message.schema.json and rate
   limited per tab and per user (all of a user's tabs together); a flood's excess is
   dropped and counted. Reactions must be among the room's configured emojis.
+- Chat history is never read or written on the event loop: the store blocks, so a
+  tab's chat message (stored before it is published, when the session has a store),
+  a history page and a read receipt's look-up run on HISTORY_THREADS threads. A
+  device's messages are stored and published one at a time, in the order its tab sent
+  them (ids are made in that order, and two writes in flight could commit out of it);
+  a `chat` with a nonce is answered with a `chat_ack`: its id once stored and handed
+  to MQTT, or why not (then nothing was stored or published). A read receipt is
+  accepted only for a message the kit knows: held in memory, else found in the store.
 - One bad message costs at most itself, one bad tab at most itself: a message that
   cannot be handled, serialised or sent is dropped, logged and counted (the health
   route shows the counts), and every other tab keeps receiving.
@@ -33,18 +41,23 @@ between the tab and the process's shared session.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+import weakref
 from collections import Counter
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .device import Device
-from .errors import InvalidId, InvalidPayload, InvalidToken
-from .events import Event, ReactionReceived, RoomSnapshot
+from .errors import HistoryUnavailable, InvalidId, InvalidPayload, InvalidToken, TokenExpired
+from .events import ChatMessage, Event, ReactionReceived, RoomSnapshot
 from .ids import check_id
 from .payloads import decode
 from .rate_limit import TokenBucket
@@ -63,6 +76,7 @@ from .tab_admission import (
     origin_allowed,
 )
 from .tab_fanout import CURSOR_TICK, PRESENCE_TICK, Fanout, Tab
+from .tab_history import PAGE, Done, HistorySource
 from .tab_protocol import TabEncoder, dumps
 from .tab_views import Watch
 from .tokens import Claims, TokenSigner
@@ -71,6 +85,12 @@ log = logging.getLogger(__name__)
 
 WS_PATH = "/presence-kit/ws"
 HEALTH_PATH = "/presence-kit/health"
+WRITE_BATCH = 64
+"""Most messages sent to a tab in one frame (a JSON array of them). Batching what is
+queued is also what keeps a join from stalling: Streamlit binds its listening socket with
+protocol 0, so asyncio never sets TCP_NODELAY on the connections it accepts, and a second
+small frame written while the first is unacknowledged waits for the browser's delayed
+ACK (40 ms on Linux)."""
 HELLO_TIMEOUT = 5.0
 """Seconds a new socket has to send its hello frame."""
 USER_RATE, USER_BURST = 80.0, 160.0
@@ -78,6 +98,16 @@ USER_RATE, USER_BURST = 80.0, 160.0
 CHAT_RATE, CHAT_BURST = 3.0, 10.0
 """Chat messages a second one user may send (people type slower)."""
 DEFAULT_REACTIONS_PER_SECOND = 20
+HISTORY_THREADS = 4
+"""Threads that read and write chat history for tabs (the store runs one call at a time;
+more threads only let a slow call not hold up the event loop's others)."""
+STOP_WAIT = 5.0
+"""Seconds a shutdown waits for chat messages being stored to finish."""
+NOT_STORED = "Not sent: chat history cannot be reached right now, so the message was not stored. Try again in a moment."
+TOO_FAST = "Not sent: too many messages at once. Wait a moment and send it again."
+NOT_STORABLE = "Not sent: this message cannot be stored as written."
+NOT_YOUR_ROOM = "Not sent: this page may not write in that room."
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +168,16 @@ class TabHub:
         self.reactions = reactions or {}
         self.counts: Counter[str] = Counter()
         """Why messages, frames and sockets were refused or dropped (the health route's)."""
-        self.fanout = Fanout(encoder=TabEncoder(avatar_hosts=avatar_hosts), room_state=self._room_state, count=self.counts.update)
+        self.fanout = Fanout(
+            encoder=TabEncoder(avatar_hosts=avatar_hosts),
+            room_state=self._room_state,
+            history=HistorySource(read=session.history, recent=self._recent_messages, submit=self._submit),
+            count=self.counts.update,
+        )
+        self._history_io = ThreadPoolExecutor(max_workers=HISTORY_THREADS, thread_name_prefix="presence-history-io")
+        self._chat_turns: weakref.WeakKeyDictionary[Device, asyncio.Lock] = weakref.WeakKeyDictionary()
+        """Per device: its tab's chat messages are stored and published one at a time."""
+        self._background: set[asyncio.Task[None]] = set()
         self._slots: dict[str, dict[str, Slot]] = {}
         """user -> device -> slot"""
         self._budgets: dict[str, UserBudget] = {}
@@ -161,14 +200,18 @@ class TabHub:
         ]
 
     async def stop(self) -> None:
-        """Server shutdown: every device leaves cleanly (explicit offline)."""
+        """Server shutdown: chat messages being stored finish (within STOP_WAIT), then
+        every device leaves cleanly (explicit offline)."""
         for task in self._tasks:
             task.cancel()
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=STOP_WAIT)
         slots = [slot for held in self._slots.values() for slot in held.values()]
         self._slots.clear()
         await asyncio.gather(*(asyncio.to_thread(slot.device.close) for slot in slots))
+        self._history_io.shutdown(wait=False, cancel_futures=True)
 
     async def _every(self, period: float, tick) -> None:  # noqa: ANN001
         while True:
@@ -181,6 +224,40 @@ class TabHub:
 
     def _room_state(self, room: str) -> RoomSnapshot | None:
         return self.session.room_snapshot(room) if self.session.room_ready(room) else None
+
+    def _recent_messages(self, room: str) -> tuple[ChatMessage, ...]:
+        state = self.session.room_snapshot(room)
+        return state.messages if state is not None else ()
+
+    # -- blocking work, off the event loop -----------------------------------------------
+    async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._history_io, functools.partial(work, *args))
+
+    def _submit(self, work: Callable[[], Any], done: Done) -> None:
+        """Run `work` on a history thread, then `done(result, error)` on the event loop."""
+
+        async def run() -> None:
+            try:
+                result = await self._in_thread(work)
+            except Exception as exc:  # noqa: BLE001 - handed to `done`, which says what failed
+                done(None, exc)
+                return
+            done(result, None)
+
+        self._spawn(run())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine of the hub's; kept until it ends (the loop holds tasks weakly)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self.counts["handler_failed"] += 1
+            log.error("a tab's background work failed: %s", error, exc_info=error)
 
     # -- one tab -------------------------------------------------------------------------
     async def serve(self, websocket: WebSocket) -> None:
@@ -252,10 +329,8 @@ class TabHub:
         for token in tokens:
             try:
                 claims = self.signer.verify(token)
-            except InvalidToken as exc:
-                if "expired" in str(exc):
-                    continue
-                raise
+            except TokenExpired:
+                continue
             if claims.org != self.session.org:
                 raise InvalidToken("token is for another org")
             if valid and claims.user != valid[0].user:
@@ -264,7 +339,7 @@ class TabHub:
                 raise InvalidToken("token is bound to another device")
             valid.append(claims)
         if not valid:
-            raise InvalidToken("token has expired")
+            raise TokenExpired("every token has expired")
         return Grant(valid[0], frozenset().union(*(c.rooms for c in valid)), tuple(valid))
 
     def _bind(self, grant: Grant, device: str) -> None:
@@ -279,6 +354,7 @@ class TabHub:
         allowed = Watch(
             frozenset(view for view in watch.views if view[0] is None or view[0] in tab.rooms),
             {room: parts for room, parts in watch.rooms.items() if room in tab.rooms},
+            {room: count for room, count in watch.history.items() if room in tab.rooms},
         )
         return allowed, refused
 
@@ -366,6 +442,8 @@ class TabHub:
         room = msg.get("room")
         if kind == "hello" or (room is not None and room not in tab.rooms):
             self._refused(tab, "room" if room is not None else "invalid")
+            if kind == "chat":
+                self._chat_ack(tab, room, msg.get("nonce"), error=NOT_YOUR_ROOM)
             return
         if kind == "watch":
             self._show(tab, device, Watch.from_message(msg))
@@ -382,17 +460,61 @@ class TabHub:
             device.move_cursor(room, msg["x"], msg["y"], region=msg.get("region"), visible=msg.get("visible", True))
         elif kind == "chat":
             if budget.chats.take():
-                device.send_chat(room, msg["text"])
+                self._spawn(self._send_chat(tab, device, room, msg["text"], msg.get("nonce")))
             else:
                 self._refused(tab, "flood")
+                self._chat_ack(tab, room, msg.get("nonce"), error=TOO_FAST)
         elif kind == "read":
-            message = self.session.find_message(room, msg["id"])
-            if not self._private_receipts(room) and message is not None:
-                device.mark_read(room, message)
+            if not self._private_receipts(room):
+                self._mark_read(device, room, msg["id"])
+        elif kind == "earlier":
+            if "chat" in tab.watch.rooms.get(room, ()):
+                self.fanout.history.earlier(tab, room, msg["before"], msg.get("limit", PAGE))
+            else:
+                self._refused(tab, "room")
         elif kind == "react":
             count = self._allowed_reactions(tab, budget, room, msg["emoji"], msg.get("count", 1))
             if count:
                 device.react(room, msg["emoji"], count=count)
+
+    async def _send_chat(self, tab: Tab, device: Device, room: str, text: str, nonce: str | None) -> None:
+        """Store (when the session has a store) and publish one message of a tab, after
+        the ones it sent before; answer the tab when it gave a nonce."""
+        async with self._chat_turns.setdefault(device, asyncio.Lock()):
+            try:
+                message = await self._in_thread(device.send_chat, room, text)
+            except HistoryUnavailable:
+                self.counts["chat_not_stored"] += 1  # the store logged the outage once
+                self._chat_ack(tab, room, nonce, error=NOT_STORED)
+            except ValueError as exc:  # text the store refuses (NUL, say): InvalidId and InvalidPayload are ValueErrors too
+                self._refused(tab, "invalid")
+                log.debug("a chat message from %s/%s was not stored: %s", tab.claims.user, tab.device_id, exc)
+                self._chat_ack(tab, room, nonce, error=NOT_STORABLE)
+            else:
+                self._chat_ack(tab, room, nonce, id=message.id, stored=self.session.history_store is not None)
+
+    def _chat_ack(self, tab: Tab, room: str, nonce: str | None, **answer: object) -> None:
+        if nonce is not None:
+            tab.queue.put_nowait(dumps({"t": "chat_ack", "room": room, "nonce": nonce, **answer}))
+
+    def _mark_read(self, device: Device, room: str, message_id: str) -> None:
+        """A receipt only for a message the kit knows: held in memory, else in the store."""
+        message = self.session.find_message(room, message_id)
+        if message is not None:
+            device.mark_read(room, message)
+        elif self.session.history_store is not None:
+            self._spawn(self._mark_stored_read(device, room, message_id))
+
+    async def _mark_stored_read(self, device: Device, room: str, message_id: str) -> None:
+        try:
+            message = await self._in_thread(self.session.stored_message, room, message_id)
+        except HistoryUnavailable:
+            self.counts["receipt_unchecked"] += 1
+            return
+        if message is None:
+            self.counts["unknown_message"] += 1
+        else:
+            device.mark_read(room, message)
 
     def _reauthorise(self, tab: Tab, device: Device, tokens: list[str]) -> None:
         """The page was rendered again (a rerun, a room chosen anew): its new tokens
@@ -450,12 +572,21 @@ class TabHub:
             log.exception("could not fan out %s", type(event).__name__)
 
     async def _write(self, tab: Tab) -> None:
-        """Send the tab's frames in order until the tab goes. A frame that cannot be sent
+        """Send the tab's messages in order until the tab goes. Messages queued together
+        go out as one frame, a JSON array (see WRITE_BATCH). A frame that cannot be sent
         (it should never happen: what enters the kit is checked) is dropped and counted;
         the frames after it still go out."""
-        while (text := await tab.queue.get()) is not None:
+        closing = False
+        while not closing and (text := await tab.queue.get()) is not None:
+            batch = [text]
+            while len(batch) < WRITE_BATCH and not tab.queue.empty():
+                more = tab.queue.get_nowait()
+                if more is None:
+                    closing = True
+                    break
+                batch.append(more)
             try:
-                await tab.websocket.send_text(text)
+                await tab.websocket.send_text(batch[0] if len(batch) == 1 else f"[{','.join(batch)}]")
             except (WebSocketDisconnect, RuntimeError, OSError):
                 return  # the socket is gone; serve() cleans up
             except Exception:  # noqa: BLE001 - never let one frame end the writer

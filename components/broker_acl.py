@@ -15,10 +15,9 @@ org an account belongs to. The generator therefore names user accounts `USER@ORG
 rules out literally. The price is one block per user, regenerated when users change.
 
 The sync topic `sync/{org}/{observer-id}` (an observer's end-of-snapshot echo to itself)
-is readable and writable by every account that watches. A user account could therefore
-echo into another observer's sync topic and end its snapshot early; that observer still
-applies every retained and live message it receives afterwards, so the worst case is a
-snapshot marked complete a moment too soon, never a spoofed presence.
+is readable and writable by every account that watches. Its markers are random and
+remembered by the observer that sent them, so another account writing there changes
+nothing; it can only make that observer read a few bytes.
 
 Passwords are hashed the way `mosquitto_passwd` does by default (Mosquitto 2.0's
 `$7$`: PBKDF2-HMAC-SHA512, 101 iterations, 12-byte salt), so no Mosquitto tool is

@@ -59,6 +59,10 @@ class InvalidToken(PresenceKitError):
     """A tab's token that is malformed, forged, expired or bound to another device."""
 
 
+class TokenExpired(InvalidToken):
+    """A token that was ours but is past its time (a tab asks its page for a fresh one)."""
+
+
 @dataclass(frozen=True)
 class ConfigProblem:
     """One thing wrong with an app file, shown as `FILE:LINE:COL: $.json.path: message`

@@ -6,6 +6,7 @@ backends (history_sqlite.py, history_postgres.py) share.
     store.add_one("acme", message)             # one message a sender waits on; raises if not stored
     store.page("acme", "lobby", limit=50)      # the latest 50, oldest first
     store.page("acme", "lobby", before=oldest_id_shown, limit=50)   # "load earlier"
+    store.message("acme", "lobby", message_id) # one message by id (None: not stored)
     store.prune(); store.close()
 
 Semantics:
@@ -65,7 +66,15 @@ MAX_TEXT = 4000
 ABOVE_EVERY_ID = "8"
 """Sorts after every valid id (their first character is 0-7): `before` of the latest page."""
 
+COLUMNS = "id, room, sender, text, name, at"
+"""What a read selects, in the order _from_row takes it."""
+
 T = TypeVar("T")
+
+
+def _from_row(row: tuple) -> ChatMessage:
+    message_id, room, user, text, name, at = row
+    return ChatMessage(id=message_id, room=room, user=user, text=text, name=name, at=at)
 
 
 def check_page(room: str, *, before: str | None, limit: int) -> None:
@@ -168,15 +177,32 @@ class HistoryStore:
         check_id(org, kind="org")
         check_page(room, before=before, limit=limit)
         sql = self._sql(
-            f"SELECT id, room, sender, text, name, at FROM {self.table} "
-            "WHERE org = ? AND room = ? AND id >= ? AND id < ? ORDER BY id DESC LIMIT ?"
+            f"SELECT {COLUMNS} FROM {self.table} WHERE org = ? AND room = ? AND id >= ? AND id < ? ORDER BY id DESC LIMIT ?"
         )
         params = (org, room, floor_id(self._wall() - self.keep), before or ABOVE_EVERY_ID, limit)
 
         def select(conn: Any) -> list[ChatMessage]:
             cursor = conn.cursor()
             cursor.execute(sql, params)
-            return [ChatMessage(id=i, room=r, user=u, text=t, name=n, at=a) for i, r, u, t, n, a in reversed(cursor.fetchall())]
+            return [_from_row(row) for row in reversed(cursor.fetchall())]
+
+        return self._run(select, doing="read")
+
+    def message(self, org: str, room: str, message_id: str) -> ChatMessage | None:
+        """The unexpired message of the room with this id, or None when the store has
+        none (a read receipt is accepted only for a message the kit knows)."""
+        check_id(org, kind="org")
+        check_id(room, kind="room")
+        check_message_id(message_id)
+        if message_id < floor_id(self._wall() - self.keep):
+            return None
+        sql = self._sql(f"SELECT {COLUMNS} FROM {self.table} WHERE org = ? AND room = ? AND id = ?")
+
+        def select(conn: Any) -> ChatMessage | None:
+            cursor = conn.cursor()
+            cursor.execute(sql, (org, room, message_id))
+            row = cursor.fetchone()
+            return None if row is None else _from_row(row)
 
         return self._run(select, doing="read")
 

@@ -12,8 +12,11 @@
 
 The lifespan starts the broker connection (the app file's broker, `MQTT_URL` from the
 environment, or an embedded broker when neither is given), the process's shared session
-and the WebSocket bridge; the page script only mints a signed token and mounts the
-widgets, so it renders (and can be tested with AppTest) without any of them.
+with its chat history store (the app file's `history`, `PRESENCE_HISTORY_URL` from the
+environment winning; a database unreachable at start is one warning line, presence
+works meanwhile and the store retries) and the WebSocket bridge; the page script only
+mints a signed token and mounts the widgets, so it renders (and can be tested with
+AppTest) without any of them.
 """
 
 from __future__ import annotations
@@ -34,11 +37,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from ._compat import disable_nagle_on_listening_sockets
 from .app_file import load_app_file
 from .bridge import HEALTH_PATH, WS_PATH, RoomReactions, TabHub
 from .broker import BrokerSettings
 from .embedded_broker import EmbeddedBroker
 from .errors import InvalidId, PresenceKitError, RoomRefused
+from .history import history_store_for
 from .ids import check_id
 from .identity import Identity, identify
 from .rooms import DEFAULT_CURSOR_TTL
@@ -51,6 +56,7 @@ from .settings import (
     PresenceListSettings,
     ReactionsSettings,
     ReadReceiptsSettings,
+    WIDGET_SETTINGS,
     WidgetSettings,
 )
 from .tab_admission import AdmissionLimits
@@ -130,7 +136,9 @@ class PresenceKit(WidgetMethods):
             await self._stop()
 
     async def _start(self) -> None:
+        disable_nagle_on_listening_sockets()  # tabs' frames go out at once (see _compat)
         signer = self.signer  # a bad key is found before anything connects
+        store = history_store_for(self.settings.history, environ=self._environ)  # so is a bad history URL
         broker = self._connect_to()
         settings = self.settings
         self.session = PresenceSession(
@@ -143,6 +151,7 @@ class PresenceKit(WidgetMethods):
             cursor_ttl=max((w.hide_after for w in self.widgets_of(CursorOverlaySettings)), default=DEFAULT_CURSOR_TTL),
             devices_per_user=settings.limits.devices_per_user,
             linger=settings.rooms_on_demand.linger,
+            history_store=store,
         ).start()
         self.hub = TabHub(
             self.session,
@@ -158,7 +167,7 @@ class PresenceKit(WidgetMethods):
             avatar_hosts=frozenset(settings.access.avatar_hosts),
         )
         await self.hub.start()
-        log.info("presence kit: org %s on %s", settings.org, broker.url)
+        log.info("presence kit: org %s on %s, chat history in %s", settings.org, broker.url, store.url.redacted)
 
     async def _stop(self) -> None:
         if self.hub is not None:
@@ -185,16 +194,18 @@ class PresenceKit(WidgetMethods):
         return await self.hub.health(request)
 
     def broker_note(self) -> str:
-        """One line for the page: which broker, and whether we are connected to it."""
+        """One line for the page: which broker, whether we are connected to it, and
+        whether chat history can be reached (where it is stays in the server's log)."""
         if self.start_error is not None:
             return f"Presence is unavailable: {self.start_error}"
         if self.session is None:
             return "Presence server not running in this process."
         stats = self.session.stats()
         where = f"embedded {self.embedded.kind} at {stats.broker}" if self.embedded else stats.broker
-        if stats.connected:
-            return f"Connected to {where}."
-        return f"Broker {where} unreachable, retrying: {stats.last_error or 'connecting…'}"
+        note = f"Connected to {where}." if stats.connected else f"Broker {where} unreachable, retrying: {stats.last_error or 'connecting…'}"
+        if stats.history is not None and not stats.history.available and stats.history.last_error:
+            note += " Chat history is unavailable (retrying): new messages cannot be sent and only recent ones are shown."
+        return note
 
     def room_reactions(self) -> dict[str | None, RoomReactions]:
         """Per room: the emojis its reaction widgets offer (the only ones accepted) and the
@@ -216,7 +227,8 @@ class PresenceKit(WidgetMethods):
         return frozenset(private | ({None} if private else set()))
 
     def chat_history(self) -> int:
-        """Chat messages the session keeps per room: the largest chat_panel history."""
+        """Chat messages the session keeps per room in memory (the largest chat_panel
+        history): what a joining tab is shown while the history store is unreachable."""
         return max((w.history for w in self.widgets_of(ChatPanelSettings)), default=DEFAULT_HISTORY)
 
     # -- the page side ---------------------------------------------------------------------
@@ -259,14 +271,25 @@ class PresenceKit(WidgetMethods):
             "awayAfter": min(away, default=DEFAULT_AWAY_AFTER),
         }
 
-    def render(self, identity: Identity, widgets: Iterable[WidgetSettings] | None = None, *, room: str | None = None) -> None:
-        """Mount the app file's widgets (or the given ones of them), in order, for
-        `identity`. Each widget's options are its settings, as the schema names them.
+    def render(
+        self,
+        identity: Identity,
+        widgets: Iterable[WidgetSettings] | None = None,
+        *,
+        only: Iterable[str] | None = None,
+        room: str | None = None,
+    ) -> None:
+        """Mount the app file's widgets, in order, for `identity`: all of them, the given
+        ones, or `only` those named (each name a widget's `id`, or a widget type for every
+        widget of that type), so a page places widgets in columns with one call each.
+        Each widget's options are its settings, as the schema names them.
 
         `room` (or, without it, the room the query parameter chooses) puts every widget
         in that room, the presence list included: "who else is viewing ticket-42". A room
         the app file does not allow, or `kit.authorize` refuses, renders a clear error and
         no widget."""
+        if only is not None:
+            widgets = self._named(list(only))
         try:
             room = self._allowed_room(identity, room) if room is not None else self.chosen_room(identity)
             chosen = [(self._key_in_file(w), w) for w in (self.settings.widgets if widgets is None else widgets)]
@@ -277,6 +300,17 @@ class PresenceKit(WidgetMethods):
             return
         for key, widget in placed:
             mount_widget(widget, key=key, connection=connection)
+
+    def _named(self, names: list[str]) -> list[WidgetSettings]:
+        """The app file's widgets named by id or by type, in file order (a type the file
+        has no widget of names none); a name that is neither is a ValueError that lists
+        what there is."""
+        ids = {w.id for w in self.settings.widgets if w.id}
+        unknown = [n for n in names if n not in ids and n not in WIDGET_SETTINGS]
+        if unknown:
+            raise ValueError(f"no widget of the app file has the id {', '.join(map(repr, unknown))}, nor is it a widget type "
+                             f"(ids: {', '.join(sorted(ids)) or 'none'}; types: {', '.join(WIDGET_SETTINGS)})")
+        return [w for w in self.settings.widgets if w.type in names or (w.id is not None and w.id in names)]
 
     def widgets_of(self, kind: type[W]) -> list[W]:
         """The app file's widgets of one settings type, e.g. `kit.widgets_of(ChatPanelSettings)`."""

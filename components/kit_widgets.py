@@ -4,8 +4,8 @@ a tab, a dialog), with the options the app file would write, checked against the
 schema (which fills in the rest) and named in the error when they are wrong.
 
 One server serves every page, so what it applies comes from the app file: the rooms it
-subscribes to, the rooms where it never publishes read receipts, each room's reaction
-emojis and rate limit, and how much chat it keeps. A widget that would promise something else is
+subscribes to, the rooms where it never publishes read receipts, and each room's reaction
+emojis and rate limit. A widget that would promise something else is
 refused with a ConfigError that says what the app file must hold, never a traceback
 from deep inside.
 """
@@ -20,7 +20,6 @@ from .errors import ConfigError
 from .identity import Identity
 from .settings import (
     AppSettings,
-    ChatPanelSettings,
     ReactionsSettings,
     ReadReceiptsSettings,
     WidgetSettings,
@@ -29,8 +28,8 @@ from .widgets import mount
 
 
 class WidgetMethods:
-    """Mixed into PresenceKit, whose `settings`, `connection_data`, `private_receipt_rooms`,
-    `room_reactions` and `chat_history` it uses. Every keyword is the schema's
+    """Mixed into PresenceKit, whose `settings`, `connection_data`, `private_receipt_rooms`
+    and `room_reactions` it uses. Every keyword is the schema's
     option of that name (a test holds them equal); None leaves it to the schema."""
 
     settings: AppSettings
@@ -114,8 +113,6 @@ class WidgetMethods:
                     problems.append(f"max_per_second: the server limits reactions in room {widget.room!r} to {served.per_second} a second (the app file's reactions widget)")
                 if unknown := [e for e in widget.emojis if e not in served.emojis]:
                     problems.append(f"emojis: the server accepts only the app file's emojis in room {widget.room!r}, not {', '.join(unknown)}")
-        if isinstance(widget, ChatPanelSettings) and widget.history > (kept := self.chat_history()):  # type: ignore[attr-defined]
-            problems.append(f"history: the server keeps the last {kept} messages of a room (the app file's largest chat_panel history)")
         return problems
 
 

@@ -130,9 +130,11 @@ class Observer(ReconnectingClient):
         self._surplus_after = surplus_after
         self._reap_every = surplus_after
         self._sync_topic = ""
-        self._markers: dict[bytes, str | None] = {}
+        self._markers: dict[bytes, tuple[str, ...] | None] = {}
         """End-of-snapshot markers in flight: random payloads echoed on our sync topic,
-        for the org's snapshot (None) or one room's, so nobody else's echo can end one."""
+        for the org's snapshot (None) or some rooms', so nobody else's echo can end one."""
+        self._rooms_to_sync: list[str] = []
+        """Rooms added since the last loop pass: subscribed together, in one chain."""
         self.ready_rooms: set[str] = set()
         """Rooms whose retained state is complete on the current connection."""
         self._syncing_rooms: set[str] = set()
@@ -181,10 +183,10 @@ class Observer(ReconnectingClient):
             filters += self._room_snapshot_filters(room)
         return filters
 
-    def _echo(self, conn: Connection, room: str | None) -> None:
-        """Publish an end-of-snapshot marker for the org (None) or `room` to ourselves."""
+    def _echo(self, conn: Connection, rooms: tuple[str, ...] | None) -> None:
+        """Publish an end-of-snapshot marker for the org (None) or `rooms` to ourselves."""
         marker = secrets.token_hex(8).encode()
-        self._markers[marker] = room
+        self._markers[marker] = rooms
         conn.publish(self._sync_topic, marker, qos=0, retain=False)
 
     # -- connection hooks (network thread) -------------------------------------------------
@@ -196,29 +198,40 @@ class Observer(ReconnectingClient):
         with self._lock:
             self.state.begin_resync()
             self.ready_rooms.clear()
-        self._subscribe_then_echo(conn, self._live_subscriptions(), self._snapshot_filters(), room=None)
+        self._subscribe_then_echo(conn, self._live_subscriptions(), self._snapshot_filters(), rooms=None)
 
-    def _subscribe_then_echo(self, conn: Connection, live: list[Subscription], snapshot: list[str], *, room: str | None) -> None:
+    def _subscribe_then_echo(self, conn: Connection, live: list[Subscription], snapshot: list[str], *, rooms: tuple[str, ...] | None) -> None:
         """Live first (so nothing is missed between the two), then the retained snapshot
         at QoS 0, then our marker: when it comes back, the snapshot is complete."""
         retained = [Subscription(f, qos=0) for f in snapshot]
         conn.subscribe(
             live,
-            on_ack=lambda: conn.subscribe(retained, on_ack=lambda: self._echo(conn, room), on_refused=self._refused),
+            on_ack=lambda: conn.subscribe(retained, on_ack=lambda: self._echo(conn, rooms), on_refused=self._refused),
             on_refused=self._refused,
         )
 
     # -- rooms on demand (network thread) ----------------------------------------------------
     def add_room(self, room: str) -> None:
-        """Keep `room`: subscribe to its topics now (or with everything on the next
-        connect); RoomSynced is emitted when its retained receipts are complete."""
+        """Keep `room`: subscribe to its topics in this loop pass (with every room added
+        in it: 100 tabs joining 100 rooms at once are one chain of three packets, not a
+        hundred), or with everything on the next connect; RoomSynced is emitted when its
+        retained receipts are complete."""
         with self._lock:
             if not self.state.add_room(room):
                 return
-        conn = self._conn
-        if conn is not None and self.connected:
+        if self.connected:
             self._syncing_rooms.add(room)
-            self._subscribe_then_echo(conn, self._room_live(room), self._room_snapshot_filters(room), room=room)
+            if not self._rooms_to_sync:  # after this pass's callbacks: every room added in it
+                self.wiring.network.call_later(0.0, self._sync_added_rooms)
+            self._rooms_to_sync.append(room)
+
+    def _sync_added_rooms(self) -> None:
+        rooms, self._rooms_to_sync = tuple(r for r in self._rooms_to_sync if r in self._syncing_rooms), []
+        conn = self._conn
+        if rooms and conn is not None and self.connected:
+            live = [sub for room in rooms for sub in self._room_live(room)]
+            snapshot = [f for room in rooms for f in self._room_snapshot_filters(room)]
+            self._subscribe_then_echo(conn, live, snapshot, rooms=rooms)
 
     def remove_room(self, room: str) -> None:
         """Forget `room` and leave its topics."""
@@ -244,6 +257,7 @@ class Observer(ReconnectingClient):
             self._probe_timer.cancel()
         self._forget_last_seen()  # another observer may say it; we would say it late
         self._syncing_rooms.clear()  # the next connect's snapshot covers every room
+        self._rooms_to_sync.clear()
         with self._lock:  # live devices as of now: each must show a new epoch or answer a probe
             self.ready_rooms.clear()
             for user, state in self.state.presence.devices():
@@ -254,8 +268,8 @@ class Observer(ReconnectingClient):
     def _on_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
         if topic == self._sync_topic:
             if payload in self._markers:  # anything else on our topic is somebody else's
-                room = self._markers.pop(payload)
-                self._snapshot_complete(conn) if room is None else self._room_complete(conn, room)
+                rooms = self._markers.pop(payload)
+                self._snapshot_complete(conn) if rooms is None else self._rooms_complete(conn, rooms)
             return
         if self._probed and not retained and topic in self._probed and self._answers_probe(payload):
             del self._probed[topic]  # the device answered: it lives
@@ -303,16 +317,18 @@ class Observer(ReconnectingClient):
         if self._suspects:
             self._probe_timer = self.wiring.network.call_later(REANNOUNCE_WINDOW, lambda: self._probe(conn))
 
-    def _room_complete(self, conn: Connection, room: str) -> None:
-        self._syncing_rooms.discard(room)
+    def _rooms_complete(self, conn: Connection, rooms: tuple[str, ...]) -> None:
+        synced = []
         with self._lock:
-            state = self.state.rooms.get(room)
-            if state is None:
-                return  # left again meanwhile
-            self.ready_rooms.add(room)
-            self._emit([*self._pending, RoomSynced(room, state.snapshot())])
+            for room in rooms:
+                self._syncing_rooms.discard(room)
+                state = self.state.rooms.get(room)
+                if state is not None:  # else left again meanwhile
+                    self.ready_rooms.add(room)
+                    synced.append(RoomSynced(room, state.snapshot()))
+            self._emit([*self._pending, *synced])
             self._pending = []
-        conn.unsubscribe(self._room_snapshot_filters(room))
+        conn.unsubscribe([f for room in rooms for f in self._room_snapshot_filters(room)])
 
     # -- ghosts of a broker restart --------------------------------------------------------------
     def _still_silent(self) -> list[tuple[str, str, int]]:

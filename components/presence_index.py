@@ -35,10 +35,10 @@ def sort_key(presence: UserPresence) -> SortKey:
 class ScopeMembers:
     """The members of one scope, in display order, with counts by status."""
 
-    def __init__(self) -> None:
-        self._order: SortedList = SortedList()
-        self._held: dict[str, tuple[SortKey, UserPresence]] = {}
-        self.counts: Counter[str] = Counter()
+    def __init__(self, members: Iterable[UserPresence] = ()) -> None:
+        self._held: dict[str, tuple[SortKey, UserPresence]] = {p.user: (sort_key(p), p) for p in members}
+        self._order: SortedList = SortedList(key for key, _ in self._held.values())  # sorted once
+        self.counts: Counter[str] = Counter(p.status for _, p in self._held.values())
 
     def __len__(self) -> int:
         return len(self._held)
@@ -75,6 +75,8 @@ class PresenceIndex:
         self.org = ScopeMembers()
         self.rooms: dict[str, ScopeMembers] = {}
         self._users: dict[str, UserPresence] = {}
+        self._in_room: dict[str, set[str]] = {}
+        """Every room's members, tracked or not, so tracking a room costs the room, not the org."""
 
     def user(self, user: str) -> UserPresence | None:
         return self._users.get(user)
@@ -85,18 +87,17 @@ class PresenceIndex:
     def reset(self, users: Iterable[UserPresence]) -> None:
         """Replace everything (a resync's snapshot)."""
         self._users = {p.user: p for p in users}
-        self.org = ScopeMembers()
+        self.org = ScopeMembers(self._users.values())
+        self._in_room = {}
         for presence in self._users.values():
-            self.org.put(presence)
+            for room in presence.rooms:
+                self._in_room.setdefault(room, set()).add(presence.user)
         for room in list(self.rooms):
             self.track(room)
 
     def track(self, room: str) -> None:
         """Index `room` (again) from the users known now."""
-        members = self.rooms[room] = ScopeMembers()
-        for presence in self._users.values():
-            if room in presence.rooms:
-                members.put(presence)
+        self.rooms[room] = ScopeMembers(self._users[user] for user in self._in_room.get(room, ()))
 
     def untrack(self, room: str) -> None:
         self.rooms.pop(room, None)
@@ -110,12 +111,19 @@ class PresenceIndex:
             self._users[user] = presence
             self.org.put(presence)
         for room in (old.rooms if old else frozenset()) | (presence.rooms if presence else frozenset()):
+            stays = presence is not None and room in presence.rooms
+            if stays:
+                self._in_room.setdefault(room, set()).add(user)
+            elif (held := self._in_room.get(room)) is not None:
+                held.discard(user)
+                if not held:
+                    del self._in_room[room]
             members = self.rooms.get(room)
             if members is None:
                 continue
             touched.add(room)
-            if presence is not None and room in presence.rooms:
-                members.put(presence)
+            if stays:
+                members.put(presence)  # type: ignore[arg-type]
             else:
                 members.remove(user)
         return touched

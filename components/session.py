@@ -25,7 +25,7 @@ not be stored), and the observer hands every chat it sees on the broker, whoever
 it, to the history writer thread, which inserts it unless the store has its id. So every
 replica on one database records everything and they converge; a replica that was down
 finds what it missed in the database, written there by the others. `history()` reads
-it back. An unreachable database is one logged line: presence keeps working and the
+it back and `stored_message()` finds one message by id (both blocking). An unreachable database is one logged line: presence keeps working and the
 writer retries with backoff.
 """
 
@@ -355,10 +355,17 @@ class PresenceSession:
         self.history_store.add_one(self.org, message)
 
     def find_message(self, room: str, message_id: str) -> ChatMessage | None:
-        """A recent chat message of `room` held in memory, by id."""
+        """A recent chat message of `room` held in memory, by id (never blocks)."""
         with self._lock:
             state = self.state.rooms.get(room)
             return state.message(message_id) if state is not None else None
+
+    def stored_message(self, room: str, message_id: str) -> ChatMessage | None:
+        """A chat message of `room` by id from the history store: blocking; None without
+        a store or when it holds no such message; HistoryUnavailable when it cannot read."""
+        if self.history_store is None:
+            return None
+        return self.history_store.message(self.org, room, message_id)
 
     def _forget_device(self, device: Device) -> None:
         with self._lock:

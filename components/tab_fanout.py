@@ -8,8 +8,12 @@ frame is built once for all the tabs that show the same thing.
 - Rooms: typing, chat, receipts and reactions go only to the tabs that show that part
   of that room; cursor moves are batched per room and tick (CURSOR_TICK). A tab that
   starts showing a room gets its `room` frame when the session has the room's retained
-  state (at once, or on RoomSynced).
-- A resync (the session's Snapshot) replaces everything every tab holds.
+  state (at once, or on RoomSynced); one that starts showing its chat gets the room's
+  latest messages then, as a `history` frame (components/tab_history.py: read off the
+  event loop; the room's new messages for the tab wait for it, none lost, none twice).
+- A resync (the session's Snapshot) replaces everything every tab holds, and each tab
+  that shows a chat is sent its latest messages again (what the session missed while it
+  was off the broker may be in the store).
 Runs on the event loop; frames are queued per tab (Tab.queue) and written by the bridge.
 """
 
@@ -36,6 +40,7 @@ from .events import (
 from .presence import UserPresence
 from .presence_index import PresenceIndex
 from .rate_limit import TokenBucket
+from .tab_history import HistorySource, TabHistory
 from .tab_protocol import RoomPart, TabEncoder, cursor_move, dumps, names
 from .tab_views import PresenceView, ViewKey, Watch
 from .tokens import Claims
@@ -74,12 +79,16 @@ class Tab:
 
 
 class Fanout:
-    def __init__(self, *, encoder: TabEncoder, room_state: Callable[[str], RoomSnapshot | None], count: Callable[[str], None]) -> None:
+    def __init__(
+        self, *, encoder: TabEncoder, room_state: Callable[[str], RoomSnapshot | None], history: HistorySource, count: Callable[[str], None]
+    ) -> None:
         """`room_state(room)`: the session's state of a room whose retained state is
-        complete, else None; `count(reason)` counts what was dropped."""
+        complete, else None; `history`: where rooms' past messages come from;
+        `count(reason)` counts what was dropped."""
         self.encoder = encoder
         self._room_state = room_state
         self._count = count
+        self.history = TabHistory(history, encoder=encoder, name_of=self.name_of, send=self._send, count=count)
         self.index = PresenceIndex()
         self.synced = False
         self._tabs: set[Tab] = set()
@@ -100,6 +109,7 @@ class Fanout:
     def remove(self, tab: Tab) -> None:
         self._tabs.discard(tab)
         self.show(tab, Watch(), previous=tab.watch)
+        self.history.forget(tab)
 
     def show(self, tab: Tab, watch: Watch, *, previous: Watch) -> None:
         """`tab` shows `watch` now instead of `previous`: leave what it no longer shows,
@@ -108,8 +118,11 @@ class Fanout:
         for key in previous.views - watch.views:
             self._unwatch_view(tab, key)
         for room, parts in previous.rooms.items():
-            for part in parts - watch.rooms.get(room, frozenset()):
+            gone = parts - watch.rooms.get(room, frozenset())
+            for part in gone:
                 self._room_tabs[room][part].discard(tab)
+            if "chat" in gone:
+                self.history.leave(tab, room)
             if room not in watch.rooms:
                 self._waiting.get(room, set()).discard(tab)
                 if not any(self._room_tabs[room].values()):
@@ -118,7 +131,9 @@ class Fanout:
             self._watch_view(tab, key)
         for room, parts in watch.rooms.items():
             new = parts - previous.rooms.get(room, frozenset())
-            if not new:
+            count = watch.history_count(room)
+            recount = "chat" in parts - new and count != previous.history_count(room)
+            if not new and not recount:
                 continue
             held = self._room_tabs.setdefault(room, {})
             for part in new:
@@ -126,8 +141,10 @@ class Fanout:
             state = self._room_state(room)
             if state is None:
                 self._waiting.setdefault(room, set()).add(tab)
-            else:
+            elif new:
                 self._send(tab, dumps(self.encoder.room(room, state, sorted(new), self.name_of)))
+            if "chat" in new or recount:
+                self.history.join(tab, room, count, ready=state is not None)
 
     def _watch_view(self, tab: Tab, key: ViewKey) -> None:
         scope = key[0]
@@ -167,11 +184,15 @@ class Fanout:
         elif isinstance(event, RoomSynced):
             for tab in self._waiting.pop(event.room, set()):
                 self._send(tab, dumps(self.encoder.room(event.room, event.snapshot, sorted(tab.watch.rooms.get(event.room, ())), self.name_of)))
+            self.history.ready(event.room)
         elif isinstance(event, TypingChanged):
             self._to_room(event.room, "typing", {"t": "typing", "room": event.room, "typists": list(event.typists), "names": names(event.typists, self.name_of)})
         elif isinstance(event, ChatReceived):
             message = event.message
-            self._to_room(message.room, "chat", {"t": "chat", "message": self.encoder.message(message, self.name_of(message.user))})
+            text = dumps({"t": "chat", "message": self.encoder.message(message, self.name_of(message.user))})
+            for tab in list(self._room_tabs.get(message.room, {}).get("chat", ())):
+                if not self.history.take(tab, message.room, message.id, text):
+                    self._send(tab, text)
         elif isinstance(event, ReceiptMoved):
             self._to_room(event.room, "receipts", {"t": "receipt", "room": event.room, "user": event.user, "up_to": event.up_to, "name": self.name_of(event.user)})
         elif isinstance(event, ReactionReceived):
@@ -192,6 +213,8 @@ class Fanout:
             self._waiting.pop(room, None)
             for tab in set().union(*parts.values()):
                 self._send(tab, dumps(self.encoder.room(room, state, sorted(tab.watch.rooms.get(room, ())), self.name_of)))
+            for tab in parts.get("chat", ()):
+                self.history.join(tab, room, tab.watch.history_count(room), ready=True)
 
     def _to_room(self, room: str, part: RoomPart, message: dict[str, Any]) -> None:
         tabs = self._room_tabs.get(room, {}).get(part)

@@ -8,10 +8,15 @@ Tab to server (schemas/tab-message.schema.json, validated, anything else refused
     hello     {tokens, device, watch}      first frame: who the tab is (tokens are never in
                                            the URL) and what it shows
     auth      {tokens}                     the page was rendered again: its new tokens
-    watch     {presence, rooms}            what the tab shows now (replaces the last watch):
-                                           presence: [{room|null, limit}], rooms: {room: [parts]}
-    activity, typing, cursor, chat, read, react   what its person does
-Server to tab (`t` names the type):
+    watch     {presence, rooms, history?}  what the tab shows now (replaces the last watch):
+                                           presence: [{room|null, limit}], rooms: {room: [parts]},
+                                           history: {room: how many latest messages at join}
+    chat      {room, text, nonce?}         send a message; with a nonce it is answered (chat_ack)
+    earlier   {room, before, limit?}       load earlier messages: the page of the room's chat
+                                           just below `before` (answered with `history`)
+    activity, typing, cursor, read, react  what its person does
+Server to tab (`t` names the type; messages queued for a tab together arrive as one
+frame holding a JSON array of them, in order):
     welcome   {user, device, name, epoch}  the tab's identity, after its tokens checked out
     people    {room, limit, counts, total, members, complete}
                                            a presence view: the first `limit` members of a
@@ -21,18 +26,32 @@ Server to tab (`t` names the type):
                                            what changed in that view during one tick
     people_batch {deltas}                  the deltas of several views of the tab, one tick:
                                            a tab gets at most one presence frame a tick
-    room      {room, typists?, messages?, receipts?, cursors?, names}
+    room      {room, typists?, receipts?, cursors?, names}
                                            the parts of a room the tab shows, when watched
+    history   {room, before, messages, more, unavailable?}
+                                           past chat, oldest first: the latest messages when the
+                                           tab starts showing the chat (before null; also after a
+                                           resync), or the page below `before` it asked for;
+                                           more: earlier ones may exist; unavailable: the store
+                                           could not be read (a join then holds what the server
+                                           has in memory). New messages come after it, each once.
     typing    {room, typists, names}       the full list of typists of a room
     cursors   {room, moves: [[user, device, x, y, visible, region, name] | [user, device, null]]}
                                            every cursor that moved during one tick
     chat      {message}                    a new chat message (its sender's name included)
+    chat_ack  {room, nonce, id, stored} | {room, nonce, error}
+                                           the tab's message was stored (stored: the server
+                                           keeps a history) and handed to MQTT; or, with the
+                                           reason in words, it was neither stored nor published
     receipt   {room, user, up_to, name}    a read marker moved forward
     reaction  {room, user, emoji, count, name}   a coalesced burst
     refused   {room, reason}               a room the tab asked for and may not see
     broker    {connected, error, url}      the server's link to the broker changed
     token     {token}                      a fresh token for reconnecting later
 Room parts: typing, chat, receipts, cursors, reactions.
+
+A chat message is identified by its id (a ULID: ids sort in time); a tab keeps one copy
+of each id it holds, whichever frame brought it.
 
 Display names travel with whatever names a user (members, typists, senders, readers,
 cursors), so a tab can show a name without holding the whole org.
@@ -102,15 +121,14 @@ class TabEncoder:
         return cursor_move(event.user, event.device, event.cursor, name)
 
     def room(self, room: str, snapshot: RoomSnapshot, parts: Iterable[RoomPart], name_of: NameOf) -> dict[str, Any]:
-        """The parts of a room a tab shows, with the names of everyone they mention."""
+        """The parts of a room a tab shows, with the names of everyone they mention (its
+        chat's messages come in a `history` frame: components/tab_history.py)."""
         doc: dict[str, Any] = {"t": "room", "room": room}
         mentioned: set[str] = set()
         for part in parts:
             if part == "typing":
                 doc["typists"] = list(snapshot.typists)
                 mentioned.update(snapshot.typists)
-            elif part == "chat":
-                doc["messages"] = [self.message(m, name_of(m.user)) for m in snapshot.messages]
             elif part == "receipts":
                 doc["receipts"] = snapshot.receipts
                 mentioned.update(snapshot.receipts)

@@ -1,7 +1,8 @@
 """What a tab shows, and the presence views tabs share.
 
-A tab's Watch names its presence views (a scope and how many members it lists) and the
-parts of the rooms its widgets show. Tabs that show the same view share one
+A tab's Watch names its presence views (a scope and how many members it lists), the
+parts of the rooms its widgets show, and how many of a room's latest messages it shows
+where it shows the chat. Tabs that show the same view share one
 PresenceView: its page of members is built and serialised once per change, not once
 per tab, and its deltas are computed once per tick against what its tabs were last
 sent. Pure: no sockets; the bridge feeds the index and sends the text.
@@ -18,6 +19,9 @@ from .tab_protocol import RoomPart, TabEncoder
 
 MAX_PAGE = 500
 """Most members one presence view lists; "show all" asks for pages up to this."""
+DEFAULT_HISTORY = 50
+"""Messages a tab that shows a room's chat is sent at join when its watch does not say
+how many (the chat panel says its `history`)."""
 ViewKey = tuple[Scope, int]
 """(room or None for the org, how many members the view lists)."""
 
@@ -28,17 +32,23 @@ class Watch:
 
     views: frozenset[ViewKey] = frozenset()
     rooms: dict[str, frozenset[RoomPart]] = field(default_factory=dict)
+    history: dict[str, int] = field(default_factory=dict)
+    """Per room whose chat it shows: how many of the latest messages it is sent at join."""
 
     @classmethod
     def from_message(cls, doc: dict[str, Any]) -> Watch:
         """From a validated `watch` (or the `watch` of a hello)."""
         views = frozenset((view.get("room"), min(view["limit"], MAX_PAGE)) for view in doc.get("presence", ()))
         rooms = {room: frozenset(parts) for room, parts in doc.get("rooms", {}).items()}
-        return cls(views, rooms)  # type: ignore[arg-type]
+        return cls(views, rooms, dict(doc.get("history", {})))  # type: ignore[arg-type]
 
     def rooms_shown(self) -> frozenset[str]:
         """The rooms a tab showing this is in (its device's presence says them)."""
         return frozenset(self.rooms) | {scope for scope, _ in self.views if scope is not None}
+
+    def history_count(self, room: str) -> int:
+        """How many of the room's latest messages a tab showing this is sent at join."""
+        return self.history.get(room, DEFAULT_HISTORY)
 
 
 class PresenceView:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .display_names import clean_display_name
-from .errors import InvalidToken, TokenKeyError
+from .errors import InvalidToken, TokenExpired, TokenKeyError
 from .ids import check_id
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class TokenSigner:
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidToken(f"token is malformed: {exc}") from None
         if claims.expires < self._wall():
-            raise InvalidToken("token has expired")
+            raise TokenExpired("token has expired")
         return claims
 
     def _mac(self, body: str) -> str:

@@ -153,23 +153,11 @@ def e2e_broker() -> Iterator[MosquittoBroker]:
 def start_server(e2e_broker, tmp_path_factory):
     """Start `streamlit run demo_app.py` servers on the module's broker with a given
     app file text; all stopped at the end of the module."""
-    from streamlit_server import StreamlitServer
+    from streamlit_server import StreamlitServers
 
-    started: list[StreamlitServer] = []
-    directory = tmp_path_factory.mktemp("e2e")
-
-    def start(app_text: str, *, bot: bool = False) -> StreamlitServer:
-        app_file = directory / f"app-{len(started)}.yaml"
-        app_file.write_text(app_text)
-        server = StreamlitServer(
-            app_file=app_file, broker_url=e2e_broker.url, log_dir=directory, extra_env={"PRESENCE_DEMO_BOT": "1" if bot else "0"}
-        )
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    servers = StreamlitServers(broker_url=e2e_broker.url, directory=tmp_path_factory.mktemp("e2e"))
+    yield lambda app_text, *, bot=False: servers.start(app_text, env={"PRESENCE_DEMO_BOT": "1" if bot else "0"})
+    servers.stop()
 
 
 @pytest.fixture

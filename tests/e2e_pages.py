@@ -37,6 +37,17 @@ def open_tab(context, server, name: str, *, base_url: str | None = None, room: s
     return page
 
 
+def send_chat(page, text: str) -> None:
+    """Type `text` in the page's chat composer and press Enter."""
+    page.locator("textarea.pk-input").fill(text)
+    page.locator("textarea.pk-input").press("Enter")
+
+
+def message(page, text: str):
+    """The chat panel's messages that show `text`."""
+    return page.locator(".pk-msg").filter(has_text=text)
+
+
 def member(page, user: str, status: str | None = None):
     selector = f'li.pk-member[data-user="{user}"]' + (f'[data-status="{status}"]' if status else "")
     return page.locator(selector)

@@ -7,12 +7,13 @@ import threading
 from collections.abc import Callable
 
 from bench.harness import (
-    REPO, HistoryPlace, Seen, Watcher, end_process, join_process, kit_env, postgres_url, python_child, tab_hello, wait_for,
+    REPO, HistoryPlace, Seen, Watcher, end_process, join_process, kit_env, postgres_url, python_child, tab_hello, tab_messages,
+    wait_for,
 )
 
 __all__ = [
     "REPO", "HistoryPlace", "RawSubscriber", "RawTab", "Seen", "Watcher", "end_process", "join_process", "kit_env",
-    "postgres_url", "python_child", "wait_for",
+    "postgres_url", "python_child", "tab_messages", "wait_for",
 ]
 
 
@@ -40,7 +41,7 @@ class RawTab:
 
         try:
             for text in self.socket:
-                self.messages.append(json.loads(text))
+                self.messages += tab_messages(text)
         except ConnectionClosed:
             pass
         rcvd = getattr(self.socket.protocol, "close_rcvd", None)

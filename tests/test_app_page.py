@@ -121,3 +121,16 @@ def test_authorize_refuses_a_room_with_a_clear_error_and_no_widget(monkeypatch) 
         assert bool(at.get("bidi_component")) == allowed, (user, room)
         if not allowed:
             assert at.error and "Presence is unavailable" in at.error[0].value
+
+
+def test_render_only_places_the_widgets_named_by_id_or_type(monkeypatch) -> None:
+    from components.identity import Identity
+
+    kit = PresenceKit.from_app_file(REPO / "examples" / "demo.yaml")
+    assert [w.type for w in kit._named(["chat_panel", "presence_list"])] == ["presence_list", "chat_panel"]  # file order
+    try:
+        kit.render(Identity("ana", "Ana"), only=["chat"])
+    except ValueError as exc:
+        assert "'chat'" in str(exc) and "chat_panel" in str(exc)
+    else:
+        raise AssertionError("an unknown name was accepted")

@@ -312,3 +312,18 @@ def test_token_bucket_caps_a_flood_and_refills() -> None:
     assert bucket.refused == 180
     now[0] = 0.5
     assert sum(bucket.take() for _ in range(200)) == 10
+
+
+def test_listening_sockets_get_tcp_nodelay_and_pass_it_on() -> None:
+    import socket
+
+    from components._compat import disable_nagle_on_listening_sockets
+
+    with socket.socket(socket.AF_INET) as listener:  # protocol 0, as Streamlit binds it
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        assert disable_nagle_on_listening_sockets() >= 1
+        with socket.create_connection(listener.getsockname()):
+            accepted, _ = listener.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

@@ -4,7 +4,6 @@ other subscriber would see (for the no-flicker checks)."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -19,6 +18,7 @@ from components.tokens import TokenSigner
 
 from e2e_pages import app_file, member, open_tab, seconds_until, shown_status
 from helpers import wait_for
+from helpers import tab_messages
 from streamlit_server import TOKEN_KEY, StreamlitServer, tab_hello
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -171,7 +171,7 @@ def ws_close_code(server: StreamlitServer, token: str, device: str = "tab-test")
     with connect(f"ws://127.0.0.1:{server.port}{WS_PATH}", open_timeout=5) as socket:
         socket.send(tab_hello(user="x", device=device, org="e2e", token=token))
         try:
-            return None, json.loads(socket.recv(timeout=5))["t"]
+            return None, tab_messages(socket.recv(timeout=5))[0]["t"]
         except ConnectionClosed as closed:
             return closed.rcvd.code if closed.rcvd else None, ""
 

@@ -61,6 +61,29 @@ def test_three_people_in_two_rooms_see_exactly_their_own(server, browser_context
     assert "ticket-2" in cy_page.locator(".pk-chat-title").inner_text()
 
 
+def test_every_widget_works_in_a_room_chosen_at_run_time(server, browser_context, people) -> None:
+    """Typing, receipts, cursors and reactions, as the fixed-room tests check them, in ?room=."""
+    ana, ben = people("ana"), people("ben")
+    ana_page = open_tab(browser_context(), server, ana, room="ticket-5")
+    ben_page = open_tab(browser_context(), server, ben, room="ticket-5")
+    ana_page.locator("textarea.pk-input").click()
+    ana_page.keyboard.type("hel")
+    typing = ben_page.locator(".pk-chat .pk-typing")
+    assert wait_for(lambda: ana in (typing.get_attribute("data-typists") or ""), timeout=3)
+    ana_page.keyboard.press("Enter")
+    ben_page.locator(".pk-msg", has_text="hel").wait_for(timeout=5000)
+    ana_page.locator(".pk-msg .pk-seen", has_text=ben).wait_for(timeout=5000)  # ben saw it: a receipt in ticket-5
+    for page in (ana_page, ben_page):
+        page.locator(".st-key-canvas").scroll_into_view_if_needed()
+    box = ana_page.locator(".st-key-canvas").bounding_box()
+    for step in range(4):
+        ana_page.mouse.move(box["x"] + 30 + step * 10, box["y"] + 30)
+    ben_page.locator(f'.pk-cursor[data-user="{ana}"]').wait_for(timeout=5000)
+    ben_page.evaluate("window.__bursts = []; window.__presenceKit.subscribe(m => window.__bursts.push(m.emoji), ['reaction']); true")
+    ana_page.locator("button.pk-react").first.click()
+    assert wait_for(lambda: ben_page.evaluate("window.__bursts.length") > 0, timeout=5)
+
+
 def test_a_page_on_a_room_it_may_not_show_says_so(server, browser_context, people) -> None:
     page = browser_context().new_page()
     page.goto(f"{server.url}/?user={people('eve')}&room=secret")

@@ -16,7 +16,7 @@ from components.tab_fanout import INBOUND_BURST, INBOUND_RATE
 from components.identity import user_id_for
 
 from e2e_pages import app_file, member, open_tab
-from helpers import RawSubscriber, wait_for
+from helpers import RawSubscriber, tab_messages, wait_for
 from streamlit_server import tab_hello
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -77,13 +77,14 @@ def ws_session(server, user: str, device: str):
     """A raw WebSocket tab, returned once its device is online (seen in its own stream)."""
     with connect(f"ws://127.0.0.1:{server.port}{WS_PATH}", open_timeout=5) as socket:
         socket.send(tab_hello(user=user, device=device, org="e2e"))
-        assert json.loads(socket.recv(timeout=5))["t"] == "welcome"
+        first, *rest = tab_messages(socket.recv(timeout=5))
+        assert first["t"] == "welcome"
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            message = json.loads(socket.recv(timeout=5))
-            members = message.get("members", []) + message.get("upsert", [])
+            members = [m for message in rest for m in message.get("members", []) + message.get("upsert", [])]
             if any(m["user"] == user and m["status"] == "online" for m in members):
                 break
+            rest = tab_messages(socket.recv(timeout=5))
         yield socket
 
 

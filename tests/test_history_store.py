@@ -112,6 +112,25 @@ def test_retention_hides_then_prunes_what_is_older_than_keep(history_place: Hist
         store.close()
 
 
+def test_one_message_is_found_by_id_in_its_own_room_only(history_place: HistoryPlace) -> None:
+    clock = Clock()
+    store = history_place.store(wall=clock, keep=60)
+    first, second = messages_at(clock, 2)
+    unknown = MessageIds(wall=clock).next()
+    try:
+        store.add(ORG, [first, second])
+        assert store.message(ORG, "lobby", second.id) == second
+        assert store.message(ORG, "kitchen", second.id) is None  # a receipt in another room knows nothing of it
+        assert store.message("other", "lobby", second.id) is None
+        assert store.message(ORG, "lobby", unknown) is None
+        with pytest.raises(InvalidMessageId):
+            store.message(ORG, "lobby", "7ZZZ")
+        clock.now += 61
+        assert store.message(ORG, "lobby", first.id) is None  # expired: as if never stored
+    finally:
+        store.close()
+
+
 BAD_IDS = [
     "01hzzzzzzzzzzzzzzzzzzzzzzz",  # lower case
     "01HZZZZZZZZZZZZZZZZZZZZZZ",  # 25 characters

@@ -21,6 +21,7 @@ from components.message_ids import MAX_CLOCK_SKEW, MessageIds, id_time
 from components.org_state import OrgState
 from components.payloads import decode, encode
 from components.tab_fanout import Fanout, Tab
+from components.tab_history import HistorySource
 from components.tab_protocol import ROOM_PARTS, TabEncoder
 from components.tab_views import Watch
 from components.tokens import Claims
@@ -80,7 +81,10 @@ def test_whatever_strings_arrive_every_frame_a_tab_is_sent_stays_encodable(messa
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        fanout = Fanout(encoder=TabEncoder(), room_state=lambda room: state.rooms[room].snapshot(), count=lambda why: None)
+        history = HistorySource(  # no store: what the state holds, read at once
+            read=lambda room, **page: [], recent=lambda room: state.rooms[room].snapshot().messages, submit=lambda work, done: done(work(), None)
+        )
+        fanout = Fanout(encoder=TabEncoder(), room_state=lambda room: state.rooms[room].snapshot(), history=history, count=lambda why: None)
         claims = Claims(user="viewer", name="viewer", org=ORG, expires=0, issued=0, nonce="n", rooms=frozenset({ROOM}))
         watch = Watch(frozenset({(None, 50), (ROOM, 50)}), {ROOM: frozenset(ROOM_PARTS)})
         tab = Tab(websocket=None, claims=claims, device_id="d", rooms=claims.rooms, watch=watch, asked=watch)  # type: ignore[arg-type]

@@ -83,7 +83,6 @@ def test_a_widget_renders_on_its_own_with_the_schema_filling_in_the_rest(tmp_pat
         ("kit.chat_panel(me, room='random', private_receipts=True)",
          "kit.chat_panel: the server publishes read receipts in room 'random': make them private there in the app file"),
         ("kit.reactions(me, room='random')", "kit.reactions: max_per_second: the server limits reactions in room 'random' to 5 a second"),
-        ("kit.chat_panel(me, history=5000)", "kit.chat_panel: history: the server keeps the last 200 messages of a room"),
     ],
 )
 def test_options_the_schema_or_the_server_refuse_are_named(tmp_path, call, message) -> None:
@@ -96,11 +95,12 @@ def test_options_the_schema_or_the_server_refuse_are_named(tmp_path, call, messa
 def test_what_the_app_file_holds_is_accepted(tmp_path) -> None:
     at = page(tmp_path, """
         kit.read_receipts(me, room="design", private=True)
-        kit.chat_panel(me, room="design", private_receipts=True)
+        kit.chat_panel(me, room="design", private_receipts=True, history=5000)
         kit.reactions(me, room="random", max_per_second=5)
     """)
     assert not at.exception
     assert [d["type"] for d in mounted(at)] == ["read_receipts", "chat_panel", "reactions"]
+    assert mounted(at)[1]["options"]["history"] == 5000  # read from the history store, not the server's memory
 
 
 def test_render_names_a_widget_that_is_not_in_the_app_file(tmp_path) -> None:

@@ -9,8 +9,10 @@ because their connection data names the new org (the widgets reconnect when the 
 changes). What only the page reads (titles, ttls, heights, a new typing indicator...)
 re-renders at once without a restart.
 
-Nothing of the preview reaches a real broker: it reads neither MQTT_URL nor the file's
-broker, and its people are simulated.
+Nothing of the preview reaches a real broker or a real chat history: it reads neither
+MQTT_URL nor the file's broker, keeps chat in a SQLite file of its own in a temporary
+folder (never the file's `history`, nor PRESENCE_HISTORY_URL), and its people are
+simulated.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import tempfile
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -45,6 +48,7 @@ class PreviewWorld:
     def __init__(self, settings: AppSettings | None) -> None:
         self._first = settings
         self._broker: EmbeddedBroker | None = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()  # one switch at a time, whichever tab asks
         self._kit: PresenceKit | None = None
@@ -61,6 +65,7 @@ class PreviewWorld:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
         self._broker = EmbeddedBroker()
+        self._scratch = tempfile.TemporaryDirectory(prefix="presence-preview-")
         self._loop = asyncio.get_running_loop()
         try:
             if self._first is not None:
@@ -70,6 +75,7 @@ class PreviewWorld:
             self._loop = None
             await self._stop_current()
             self._broker.stop()
+            self._scratch.cleanup()
 
     async def _serve(self, websocket: WebSocket) -> None:
         endpoint = self._endpoint(WS_PATH)
@@ -126,13 +132,15 @@ class PreviewWorld:
             await stack.aclose()
 
     def _projected(self, settings: AppSettings) -> AppSettings:
-        """The draft as the preview serves it: its own org and the embedded broker."""
-        assert self._broker is not None
+        """The draft as the preview serves it: its own org, the embedded broker and a
+        chat history in the preview's scratch folder."""
+        assert self._broker is not None and self._scratch is not None
         broker = dataclasses.replace(
             settings.broker, url=self._broker.url, protocol=self._broker.protocol,
             username=None, password=None, tls=None, topic_prefix="",
         )
-        return dataclasses.replace(settings, org=f"preview-{self.generation}", broker=broker)
+        history = dataclasses.replace(settings.history, url=f"sqlite:///{self._scratch.name}/history.sqlite3", table="presence_chat")
+        return dataclasses.replace(settings, org=f"preview-{self.generation}", broker=broker, history=history)
 
 
 @functools.cache

@@ -1,7 +1,10 @@
 // The chat panel of one room: messages with sender and time, a composer, who is here,
 // who is typing, and "Seen by …" under the latest message each user has read. A read
 // receipt goes out only for a message that was actually on screen in a visible tab,
-// never for one's own messages, and never in private mode.
+// never for one's own messages, and never in private mode. The server sends the latest
+// `history` messages at join; scrolling to the top (or the "Load earlier messages"
+// button) asks for the page before them. A message shows as sent only once the server
+// stored and published it; until then the composer keeps its text, and says why not.
 const SEEN_COLLAPSE_ABOVE = 3;
 
 const HERE = 6; // people shown in the header
@@ -11,7 +14,9 @@ export default (component) => mountWidget(component, "chatPanel", (kit, parentEl
   return {
     update(options) {
       state.options = options;
-      kit.need(key, { rooms: { [options.room]: ["chat", "typing", "receipts"] }, presence: [{ room: options.room, limit: HERE }] });
+      kit.need(key, {
+        rooms: { [options.room]: ["chat", "typing", "receipts"] }, presence: [{ room: options.room, limit: HERE }], history: { [options.room]: options.history },
+      });
       render(state, kit);
     },
     destroy() {
@@ -30,6 +35,11 @@ function build(parentElement, kit, options) {
   const title = el("span", "pk-chat-title", `# ${options.room}`);
   const here = el("span", "pk-here");
   header.append(title, here);
+  const earlier = el("button", "pk-earlier", "Load earlier messages");
+  earlier.type = "button";
+  earlier.hidden = true;
+  const historyNote = el("div", "pk-history-note");
+  historyNote.setAttribute("role", "status");
   const list = el("div", "pk-messages");
   list.setAttribute("role", "log");
   if (options.height !== "auto") list.style.height = `${options.height}px`;
@@ -42,19 +52,32 @@ function build(parentElement, kit, options) {
   const send = el("button", "pk-send", "Send");
   send.type = "submit";
   form.append(input, send);
-  root.append(header, list, typingLine, form);
+  const sendStatus = el("div", "pk-send-status");
+  sendStatus.setAttribute("role", "status");
+  root.append(header, historyNote, earlier, list, typingLine, form, sendStatus);
   parentElement.appendChild(root);
 
-  const state = { root, here, list, typingLine, input, options, readSent: "", rendered: new Map() };
+  const state = { root, here, earlier, historyNote, list, typingLine, input, options, readSent: "", rendered: new Map() };
   state.typing = kit.typingSender(options.room, options.typing_ttl);
-  const submit = () => {
+  // the text stays in the composer until the server says it was stored and sent
+  const submit = async () => {
     const text = input.value.trim();
-    if (!text) return;
-    if (kit.send({ t: "chat", room: state.options.room, text })) {
-      input.value = "";
-      state.typing.stop();
-    }
+    if (!text || state.sending) return;
+    state.sending = true;
+    input.readOnly = send.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    const result = await kit.sendChat(state.options.room, text);
+    state.sending = false;
+    input.readOnly = send.disabled = false;
+    form.removeAttribute("aria-busy");
+    sendStatus.textContent = result.error || "";
+    if (result.error) return;
+    if (input.value.trim() === text) input.value = "";
+    state.typing.stop();
   };
+  const loadEarlier = () => { if (kit.earlier(state.options.room)) render(state, kit); };
+  earlier.addEventListener("click", loadEarlier);
+  list.addEventListener("scroll", () => { if (list.scrollTop <= 2) loadEarlier(); }, { passive: true });
   form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); submit(); }
@@ -73,7 +96,7 @@ function build(parentElement, kit, options) {
   }, { root: list, threshold: 0.6 });
   state.onVisible = () => markRead(state, kit);
   document.addEventListener("visibilitychange", state.onVisible);
-  state.unsubscribe = kit.subscribe(() => render(state, kit), ["chat", "typing", "receipt", "room", "people", "people_delta", "welcome"]);
+  state.unsubscribe = kit.subscribe(() => render(state, kit), ["chat", "history", "chat_ack", "typing", "receipt", "room", "people", "people_delta", "welcome"]);
   return state;
 }
 
@@ -93,6 +116,7 @@ function render(state, kit) {
   const room = kit.room(options.room);
   const you = kit.you ? kit.you.user : null;
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  const anchor = atBottom ? null : firstInView(state); // keeps what is read in place when earlier messages come in above
 
   const view = kit.view(options.room);
   const here = [...view.members.values()].filter((u) => u.status !== "offline" && u.user !== you);
@@ -104,7 +128,12 @@ function render(state, kit) {
     return dot;
   }), el("span", "pk-here-count", others ? `${others + 1} here` : "just you"));
 
-  const messages = room.messages.slice(-options.history);
+  state.earlier.hidden = !room.more;
+  state.earlier.disabled = room.loading;
+  state.earlier.textContent = room.loading ? "Loading earlier messages…" : "Load earlier messages";
+  state.historyNote.textContent = room.unavailable ? "Chat history is unavailable right now: showing recent messages only." : "";
+
+  const messages = room.messages;
   const seenBy = new Map(); // message id -> users whose read marker is there
   for (const [user, upTo] of Object.entries(room.receipts)) {
     if (user === you) continue;
@@ -129,10 +158,20 @@ function render(state, kit) {
     previous = node;
   }
   if (atBottom) list.scrollTop = list.scrollHeight;
+  else if (anchor && anchor.node.parentNode === list) list.scrollTop += anchor.node.offsetTop - anchor.top;
   const typists = room.typists.filter((user) => user !== you);
   state.typingLine.dataset.typists = typists.join(" ");
   state.typingLine.textContent = typingText(typists.map((user) => kit.nameOf(user)));
   markRead(state, kit);
+}
+
+// The first message at least partly in view, and where it is.
+function firstInView(state) {
+  const top = state.list.scrollTop;
+  for (const node of state.rendered.values()) {
+    if (node.offsetTop + node.offsetHeight > top) return { node, top: node.offsetTop };
+  }
+  return null;
 }
 
 function messageNode(message, mine) {

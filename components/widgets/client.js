@@ -5,9 +5,15 @@
 // the union of those (a `watch`) and gets nothing else. Widgets subscribe to the message
 // kinds they show, so a cursor frame never touches a presence list. Liveness is the
 // socket itself (the server pings at the protocol level), so there is no heartbeat timer
-// here; the only timer is the away detector.
+// here; the timers are the away detector and a chat message's wait for its answer.
+// A room's chat is its messages by id, oldest first: the server sends the latest when
+// the tab starts showing it (`history`), then new ones (`chat`); `kit.earlier` asks for
+// the page below `floor`, the oldest message of the history the tab holds without a gap.
 const MAX_MESSAGES = 1000; // per room, in the tab: a long-open tab does not grow forever
 const PAGE = 50; // members a presence list asks for at a time
+const MESSAGE_PAGE = 50; // messages "load earlier" asks for at a time
+const ABOVE_EVERY_MESSAGE = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"; // the largest id: the page below it is the latest
+const ANSWER_WAIT_MS = 20000; // a chat message without an answer by then may not have been sent
 
 function presenceKit() {
   if (window.__presenceKit) return window.__presenceKit;
@@ -31,6 +37,8 @@ function presenceKit() {
     refused: new Set(), // rooms the server would not show this page
     broker: { connected: true, error: "" },
     listeners: new Map(), // fn -> Set of message kinds (null: all)
+    sending: new Map(), // nonce -> {resolve, timer}: chat messages waiting for the server's answer
+    nonces: 0,
     tokenExpired: new Map(), // mount key -> ask Python for fresh tokens
     retryDelay: 250,
     retryTimer: null,
@@ -93,14 +101,16 @@ function presenceKit() {
   function watch() {
     const views = new Map(); // one per scope: the largest page a widget asks of it
     const rooms = {};
+    const history = {}; // per room: the most messages a widget shows at join
     for (const need of kit.needs.values()) {
       for (const view of need.presence || []) {
         const held = views.get(view.room);
         if (!held || held.limit < view.limit) views.set(view.room, view);
       }
       for (const [room, parts] of Object.entries(need.rooms || {})) rooms[room] = [...new Set([...(rooms[room] || []), ...parts])];
+      for (const [room, count] of Object.entries(need.history || {})) history[room] = Math.max(history[room] || 0, count);
     }
-    return { presence: [...views.values()], rooms };
+    return { presence: [...views.values()], rooms, history };
   }
   let watchQueued = false;
   function scheduleWatch() {
@@ -134,8 +144,73 @@ function presenceKit() {
     }
   };
 
-  const room = (name) => (kit.rooms[name] ||= { typists: [], receipts: {}, messages: [], cursors: new Map() });
+  // floor: the oldest id of the history held without a gap (null: none yet); more:
+  // earlier messages may exist; loading: an earlier page is asked for; unavailable: the
+  // server could not read its history store; kept: how many messages the tab keeps.
+  const room = (name) => (kit.rooms[name] ||= {
+    typists: [], receipts: {}, messages: [], cursors: new Map(),
+    floor: null, more: false, loading: false, unavailable: false, kept: MAX_MESSAGES,
+  });
   kit.room = room;
+  // Add messages to a room, each id once, keeping id order; trim the oldest past `kept`.
+  const addMessages = (held, incoming) => {
+    const known = new Set(held.messages.map((m) => m.id));
+    const fresh = incoming.filter((m) => !known.has(m.id));
+    for (const m of fresh) learnName(m.user, m.name);
+    if (!fresh.length) return false;
+    held.messages.push(...fresh);
+    held.messages.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (held.messages.length > held.kept) {
+      held.messages.splice(0, held.messages.length - held.kept);
+      held.floor = held.messages[0].id;
+      held.more = true;
+    }
+    return true;
+  };
+  const receiveHistory = (message) => {
+    const held = room(message.room);
+    held.kept = Math.max(held.kept, held.messages.length + message.messages.length);
+    addMessages(held, message.messages);
+    held.unavailable = Boolean(message.unavailable);
+    const oldest = message.messages.length ? message.messages[0].id : null;
+    if (message.before === null) { // the latest messages, at join (again after a resync)
+      if (held.floor === null || (oldest !== null && oldest <= held.floor) || !held.messages.length) {
+        held.floor = oldest;
+        held.more = message.more;
+      }
+    } else { // the page below `before` that this tab asked for
+      held.loading = false;
+      if (oldest !== null && (held.floor === null || oldest < held.floor)) held.floor = oldest;
+      held.more = message.more;
+    }
+  };
+  // Ask for the page of a room's chat below what the tab holds ("load earlier messages").
+  kit.earlier = (roomName) => {
+    const held = room(roomName);
+    if (held.loading || !held.more) return false;
+    const before = held.floor || (held.messages[0] && held.messages[0].id) || ABOVE_EVERY_MESSAGE;
+    if (!kit.send({ t: "earlier", room: roomName, before, limit: MESSAGE_PAGE })) return false;
+    held.loading = true;
+    return true;
+  };
+  // Send a chat message; resolves to {id, stored} once the server stored and published
+  // it, or to {error} (in words) when it did not or may not have.
+  kit.sendChat = (roomName, text) => new Promise((resolve) => {
+    const nonce = `${Date.now().toString(36)}-${(kit.nonces += 1)}`;
+    if (!kit.send({ t: "chat", room: roomName, text, nonce })) {
+      resolve({ error: "Not sent: not connected to the server. Send it again once the connection is back." });
+      return;
+    }
+    const timer = setTimeout(() => answered(nonce, { error: "No answer from the server: your message may not have been sent." }), ANSWER_WAIT_MS);
+    kit.sending.set(nonce, { resolve, timer });
+  });
+  const answered = (nonce, result) => {
+    const waiting = kit.sending.get(nonce);
+    if (!waiting) return;
+    kit.sending.delete(nonce);
+    clearTimeout(waiting.timer);
+    waiting.resolve(result);
+  };
   // The presence view of a room (null: the org) this tab holds: one per scope, with the
   // largest page its widgets asked for (each shows as many of its members as it wants).
   kit.view = (roomName) => [...kit.views.values()].find((view) => view.room === roomName) ||
@@ -212,24 +287,23 @@ function presenceKit() {
         learnNames(message.names);
         if (message.typists) held.typists = message.typists;
         if (message.receipts) held.receipts = message.receipts;
-        if (message.messages) held.messages = message.messages;
         if (message.cursors) held.cursors = new Map(message.cursors.map((move) => [`${move[0]}/${move[1]}`, { move, at: performance.now() }]));
-        for (const m of message.messages || []) learnName(m.user, m.name);
         break;
       }
+      case "history":
+        receiveHistory(message);
+        break;
       case "typing":
         learnNames(message.names);
         room(message.room).typists = message.typists;
         break;
-      case "chat": {
-        learnName(message.message.user, message.message.name);
-        const messages = room(message.message.room).messages;
-        if (messages.some((m) => m.id === message.message.id)) return;
-        messages.push(message.message);
-        messages.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-        if (messages.length > MAX_MESSAGES) messages.splice(0, messages.length - MAX_MESSAGES);
+      case "chat":
+        if (!addMessages(room(message.message.room), [message.message])) return;
         break;
-      }
+      case "chat_ack":
+        if (message.stored) room(message.room).unavailable = false; // the store took it: it is back
+        answered(message.nonce, message.error ? { error: message.error } : { id: message.id, stored: message.stored });
+        break;
       case "receipt":
         learnName(message.user, message.name);
         room(message.room).receipts[message.user] = message.up_to;
@@ -286,12 +360,20 @@ function presenceKit() {
       emit({ t: "connection", connected: true });
     };
     socket.onmessage = (event) => {
-      try { apply(JSON.parse(event.data)); } catch (err) { console.error("presence-kit: bad message", err); }
+      let data;
+      try { data = JSON.parse(event.data); } catch (err) { console.error("presence-kit: bad frame", err); return; }
+      for (const message of Array.isArray(data) ? data : [data]) { // messages queued together come as one array
+        try { apply(message); } catch (err) { console.error("presence-kit: bad message", err); }
+      }
     };
     socket.onclose = (event) => {
       if (kit.socket !== socket) return;
       kit.socket = null;
       kit.connected = false;
+      for (const nonce of [...kit.sending.keys()]) {
+        answered(nonce, { error: "The connection dropped before the server answered: your message may not have been sent." });
+      }
+      for (const held of Object.values(kit.rooms)) held.loading = false; // the new socket may be asked again
       const refused = REFUSED[event.code];
       kit.problem = refused ? refused.text : "";
       emit({ t: "connection", connected: false, code: event.code });

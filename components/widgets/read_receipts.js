@@ -5,11 +5,11 @@ export default (component) => mountWidget(component, "readReceipts", (kit, paren
   const root = el("div", "pk-receipts");
   parentElement.appendChild(root);
   const state = { root, options };
-  const unsubscribe = kit.subscribe(() => render(state, kit), ["receipt", "chat", "room", "welcome"]);
+  const unsubscribe = kit.subscribe(() => render(state, kit), ["receipt", "chat", "history", "room", "welcome"]);
   return {
     update(options) {
       state.options = options;
-      kit.need(key, { rooms: { [options.room]: ["receipts", "chat"] } });
+      kit.need(key, { rooms: { [options.room]: ["receipts", "chat"] }, history: { [options.room]: 1 } }); // the latest message
       render(state, kit);
     },
     destroy() { unsubscribe(); root.remove(); },
