@@ -3,10 +3,13 @@ whose will marks it offline when the connection dies without a goodbye.
 
 On every (re)connect it takes a new epoch and publishes, retained and QoS 1 on
 `presence/{org}/{user}/{device}`, its status with that epoch; the will is the same
-document with status offline. Watchers ignore lower epochs, and the device watches its
-own topic: if an older epoch (a stale will) or an empty payload overwrites it, it
-re-asserts itself at once (guarantee 3). A clean `close()` publishes offline and waits
-for the broker's ack, because a clean DISCONNECT discards the will.
+document with status offline and `will_delay`, the seconds the broker waits before it
+publishes it (its `since` is when the connection started: a watcher that sees it fire
+dates the departure, see presence.py). Watchers ignore lower epochs, and the device
+watches its own topic: if an older epoch (a stale will, or an observer's "last seen"
+for it) or an empty payload overwrites it, it re-asserts itself at once (guarantee 3).
+A clean `close()` publishes offline and waits for the broker's ack, because a clean
+DISCONNECT discards the will.
 
 Methods are safe to call from any thread; MQTT work runs on the network thread.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -79,8 +83,10 @@ class Device(ReconnectingClient):
         self.closed = False
 
     # -- presence documents ------------------------------------------------------------
-    def _presence(self, status: str, since: float) -> bytes:
+    def _presence(self, status: str, since: float, *, will_delay: int | None = None) -> bytes:
         doc: dict[str, Any] = {"status": status, "epoch": self.epoch, "since": round(since, 3)}
+        if will_delay is not None:
+            doc["will_delay"] = will_delay
         if self.name:
             doc["name"] = self.name
         if self.avatar:
@@ -91,10 +97,11 @@ class Device(ReconnectingClient):
 
     def _will(self, epoch: int) -> Will:
         self.epoch = epoch
+        delay = self.wiring.will_delay if self.wiring.settings.protocol == "5" else 0  # 3.1.1 has no will delay
         return Will(
             topic=self._topic,
-            payload=self._presence("offline", self.wiring.wall()),
-            delay=self.wiring.will_delay,
+            payload=self._presence("offline", self.wiring.wall(), will_delay=delay),
+            delay=delay,
             expiry=int(self.wiring.last_seen_retention),
         )
 
@@ -205,7 +212,7 @@ class Device(ReconnectingClient):
         with self._lock:
             payload = self._cursor_pending.pop(room, None)
         conn = self._conn
-        if payload is None or conn is None or not self.connected:
+        if payload is None or conn is None or not self.connected or self._closing:
             return
         if self._audience is not None and not self._audience(room, self.user):
             return  # nobody else would see it
@@ -273,17 +280,39 @@ class Device(ReconnectingClient):
     def close(self, *, timeout: float = 3.0) -> bool:
         """Leave cleanly: publish offline (retained, QoS 1, same epoch), wait for the
         broker's ack, then DISCONNECT. Returns whether the offline was acknowledged;
-        if not, the will still marks the device offline."""
+        if not, the will still marks the device offline.
+
+        The offline goes out on the network thread after every action asked of the
+        device before (a status, a chat, typing), never before them: a status that
+        overtook it would stay retained after the device left, a ghost. Anything asked
+        after close() is dropped."""
         if self.closed:
             return True
         self.closed = True
-        conn = self._stop_reconnecting()
+        wait = not self.wiring.network.in_loop_thread()  # never wait on the network thread: it receives the ack
+        left: list[tuple[Connection, PublishHandle]] = []
+        queued = threading.Event()
+
+        def leave() -> None:
+            conn = self._stop_reconnecting()
+            if conn is not None:
+                offline = self._presence("offline", self.wiring.wall())
+                handle = conn.publish(self._topic, offline, qos=1, retain=True, expiry=int(self.wiring.last_seen_retention))
+                left.append((conn, handle))
+                if not wait:
+                    conn.disconnect()
+            queued.set()
+
+        self.wiring.network.call_soon(leave)
         acked = False
-        if conn is not None:
-            offline = self._presence("offline", self.wiring.wall())
-            handle: PublishHandle = conn.publish(self._topic, offline, qos=1, retain=True, expiry=int(self.wiring.last_seen_retention))
-            acked = not self.wiring.network.in_loop_thread() and handle.wait(timeout)
-            conn.disconnect()
+        if wait:
+            deadline = time.monotonic() + timeout
+            if queued.wait(timeout):
+                for conn, handle in left:
+                    acked = handle.wait(max(0.0, deadline - time.monotonic()))
+                    conn.disconnect()
+            else:  # the loop was too busy to leave in time: disconnect right after it does
+                self.wiring.network.call_soon(lambda: [conn.disconnect() for conn, _ in left])
         if self._on_closed is not None:
             self._on_closed(self)
         return acked
@@ -297,6 +326,8 @@ class Device(ReconnectingClient):
         `offline` is set and there is no connection); drop it otherwise."""
 
         def run() -> None:
+            if self._closing:
+                return  # asked after close(): the device has left
             conn = self._conn if self.connected else None
             if conn is not None or offline:
                 action(conn)

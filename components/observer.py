@@ -29,6 +29,22 @@ messages and wills does the same inside the broker. So are offline device topics
 does not need, after SURPLUS_AFTER: every tab is a new device, and a user's newest
 offline device already says when they were last seen.
 
+"Last seen" after a crash: a will is composed when its connection starts, so the
+offline the broker stores for a crashed device carries the `since` of that start. An
+observer that sees a will fire (org_state.FiredWill) re-publishes the same offline,
+retained, with the same epoch, without `will_delay`, and `since` set to when the device
+left (presence.device_presence), so later joiners read that and not when the device
+came online. The same epoch keeps it from winning over a newer connection: watchers
+ignore it, and a device that came back meanwhile sees its topic overwritten by an older
+epoch and re-asserts at once (guarantee 3); just before publishing the observer checks
+that it still holds that offline. Of several observers (one per replica) each waits a
+random part of LAST_SEEN_STAGGER and cancels when it hears another's first, so one
+speaks; two only when their delays fall within a round trip of each other, which
+changes nothing (a watcher that knows when a device left ignores a repeat). Only an
+account that may write other users' presence (the server account) can say it: a
+watcher under a user account is refused by the broker's ACL, which nobody hears, so
+another observer speaks instead.
+
 Ghosts after a broker restart with persistence: a device that died while the broker
 was down has its retained online restored and its will never fired (measured on
 Mosquitto 2.0.11). Every live device re-announces with a new epoch within
@@ -45,14 +61,16 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .events import ChatMessage, ChatReceived, CursorMoved, Event, RoomSynced, TypingChanged
 from .mqtt_connection import Connection, Subscription
 from .network_loop import Timer
-from .org_state import OrgState
+from .org_state import FiredWill, OrgState
 from .errors import InvalidPayload
 from .payloads import decode, encode
 from .reconnecting import ReconnectingClient, Wiring
@@ -71,6 +89,25 @@ PROBE_TIMEOUT = 1.0
 """Seconds a probed device has to answer before it is marked offline."""
 PROBE_LIMIT = 1000
 """Devices probed after one reconnect, so a probe never floods the broker."""
+LAST_SEEN_STAGGER = 0.5
+"""Most seconds an observer waits (a random part of it) before it says when a device
+whose will fired was last seen; the first observer to speak silences the others."""
+LAST_SEEN_LIMIT = 1000
+"""Wills awaiting their "last seen" at once: beyond it (a mass crash), a will keeps the
+`since` of its connection's start for late joiners."""
+
+
+@dataclass(slots=True)
+class _LastSeen:
+    """A will seen firing whose "last seen" this observer says unless another does first."""
+
+    topic: Topic
+    epoch: int
+    will: bytes
+    """The will as the broker sent it: anything else on its topic means it was said, or
+    the device is back."""
+    doc: dict
+    timer: Timer
 
 
 class Observer(ReconnectingClient):
@@ -83,6 +120,7 @@ class Observer(ReconnectingClient):
         emit: Callable[[list[Event]], None],
         record: Callable[[ChatMessage], None] | None = None,
         surplus_after: float = SURPLUS_AFTER,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(wiring, client_prefix=f"{wiring.org}:observer:{os.getpid()}")
         self.state = state
@@ -116,6 +154,10 @@ class Observer(ReconnectingClient):
         self.probed = 0
         self.buried = 0
         self._pending: list[Event] = []
+        self._jitter = jitter
+        """A fraction in [0, 1): which part of LAST_SEEN_STAGGER to wait."""
+        self._last_seen: dict[str, _LastSeen] = {}
+        self.last_seen_sent = 0
 
     def _live_subscriptions(self) -> list[Subscription]:
         scheme, org = self.wiring.scheme, self.wiring.org
@@ -213,6 +255,7 @@ class Observer(ReconnectingClient):
         self.synced.clear()  # until the next snapshot, what we hold may be stale
         if self._probe_timer is not None:
             self._probe_timer.cancel()
+        self._forget_last_seen()  # another observer may say it; we would say it late
         self._syncing_rooms.clear()  # the next connect's snapshot covers every room
         self._rooms_to_sync.clear()
         with self._lock:  # live devices as of now: each must show a new epoch or answer a probe
@@ -230,8 +273,13 @@ class Observer(ReconnectingClient):
             return
         if self._probed and not retained and topic in self._probed and self._answers_probe(payload):
             del self._probed[topic]  # the device answered: it lives
+        if self._last_seen and topic in self._last_seen and payload != self._last_seen[topic].will:
+            self._last_seen.pop(topic).timer.cancel()  # another observer said it, or the device moved on
         with self._lock:
             events = self.state.receive(topic, payload, retained=retained, wall=self.wiring.wall(), mono=self.wiring.monotonic())
+            fired = self.state.fired
+        if fired is not None:
+            self._await_last_seen(conn, topic, payload, fired)
         if self._record is not None:  # every chat seen, whoever sent it, goes to the history
             for event in events:
                 if isinstance(event, ChatReceived):
@@ -331,6 +379,31 @@ class Observer(ReconnectingClient):
     def _device_topic(self, user: str, device: str) -> str:
         return self.wiring.scheme.render(Topic("presence", self.wiring.org, user, device=device))
 
+    # -- "last seen" after a crash -------------------------------------------------------------
+    def _await_last_seen(self, conn: Connection, name: str, will: bytes, fired: FiredWill) -> None:
+        if len(self._last_seen) >= LAST_SEEN_LIMIT:
+            return
+        timer = self.wiring.network.call_later(LAST_SEEN_STAGGER * self._jitter(), lambda: self._say_last_seen(conn, name))
+        self._last_seen[name] = _LastSeen(fired.topic, fired.doc.get("epoch", 0), will, fired.doc, timer)
+
+    def _say_last_seen(self, conn: Connection, name: str) -> None:
+        pending = self._last_seen.pop(name, None)
+        if pending is None or conn is not self._conn or not self.connected:
+            return
+        with self._lock:
+            held = self.state.presence.device(pending.topic.user, pending.topic.device)
+        if held is None or held.live or held.epoch != pending.epoch or held.since is None:
+            return  # the device came back, or its topic was cleared
+        doc = {key: value for key, value in pending.doc.items() if key != "will_delay"}
+        doc["since"] = round(held.since, 3)
+        conn.publish(name, encode("presence", doc), qos=1, retain=True, expiry=int(self.wiring.last_seen_retention))
+        self.last_seen_sent += 1
+
+    def _forget_last_seen(self) -> None:
+        for pending in self._last_seen.values():
+            pending.timer.cancel()
+        self._last_seen.clear()
+
     # -- typing expiry ----------------------------------------------------------------------
     def _schedule_expiry(self) -> None:
         with self._lock:
@@ -376,5 +449,6 @@ class Observer(ReconnectingClient):
         for timer in (self._expiry_timer, self._reap_timer, self._probe_timer):
             if timer is not None:
                 timer.cancel()
+        self._forget_last_seen()
         if conn is not None:
             conn.disconnect()

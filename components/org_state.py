@@ -7,6 +7,10 @@ stamped in the future, see message_ids.MAX_CLOCK_SKEW) are refused and counted. 
 names are cleaned on the way in (display_names). A device that goes offline loses its
 typing and cursors at once.
 
+A will seen as it fires (delivered live, not stale, ending the device's connection)
+is left in `fired` after that receive(), for the observer to say when the device was
+last seen (observer.py).
+
 Resync: after (re)subscribing, the broker's retained messages are the truth. Between
 `begin_resync()` and `end_resync()` every device topic and receipt that shows up
 (retained or live) is marked; whatever was held but not seen again was cleared while
@@ -51,6 +55,14 @@ class ReceiveCounters:
     stale: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class FiredWill:
+    """A device's will, seen as the broker published it."""
+
+    topic: Topic
+    doc: dict
+
+
 @dataclass
 class _Resync:
     presence: set[tuple[str, str | None]] = field(default_factory=set)
@@ -78,10 +90,13 @@ class OrgState:
             self.add_room(room)
         self.counters = ReceiveCounters()
         self._resync: _Resync | None = None
+        self.fired: FiredWill | None = None
+        """The will the last receive() saw fire, if it saw one."""
 
     # -- receiving -------------------------------------------------------------
     def receive(self, name: str, payload: bytes, *, retained: bool, wall: float, mono: float) -> list[Event]:
         self.counters.received += 1
+        self.fired = None
         topic = self.scheme.parse(name)
         if topic is None or topic.org != self.org or (topic.room is not None and topic.room not in self.rooms):
             self.counters.foreign += 1
@@ -126,10 +141,15 @@ class OrgState:
         if self._resync is not None:
             self._resync.presence.add((topic.user, topic.device))
         state = device_presence(topic.device, doc, observed_at=wall, live=not retained)
+        before = self.presence.device(topic.user, topic.device)
         accepted, changed = self.presence.put(topic.user, state)
         if not accepted:
             self.counters.stale += 1
             return []
+        if not retained and not state.live and "will_delay" in doc and topic.device is not None and (
+            before is None or before.live or before.epoch != state.epoch
+        ):
+            self.fired = FiredWill(topic, doc)
         events: list[Event] = []
         if not state.live:
             events += self._forget_device(topic.user, topic.device, changed)

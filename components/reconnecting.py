@@ -105,6 +105,7 @@ class ReconnectingClient:
     # -- ConnectionHandler -------------------------------------------------------------------
     def handle_connected(self, conn: Connection) -> None:
         if conn is not self._conn or self._closing:
+            conn.disconnect()  # closed (or replaced) while connecting: nothing was announced, the will goes too
             return
         self._backoff.reset()
         self.connects += 1

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 from collections import Counter
 import threading
 import time
@@ -104,7 +105,11 @@ class PresenceSession:
         observe: bool = True,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
+        """`jitter` is the observer's random fraction in [0, 1) of how long it waits
+        before it says when a crashed device was last seen (observer.LAST_SEEN_STAGGER);
+        tests pass fixed ones to order several observers."""
         settings = BrokerSettings.from_url(broker) if isinstance(broker, str) else broker
         check_id(org, kind="org")
         rooms = tuple(check_id(room, kind="room") for room in rooms)
@@ -133,7 +138,9 @@ class PresenceSession:
         self.history_writer = HistoryWriter(history_store, org=org) if history_store is not None else None
         record = self.history_writer.record if self.history_writer is not None else None
         self.observer = (
-            Observer(self.wiring, state=self.state, lock=self._lock, emit=self._enqueue, record=record, surplus_after=surplus_after)
+            Observer(
+                self.wiring, state=self.state, lock=self._lock, emit=self._enqueue, record=record, surplus_after=surplus_after, jitter=jitter
+            )
             if observe
             else None
         )

@@ -125,6 +125,53 @@ def test_a_user_account_cannot_speak_for_another_user(secured: SecuredBroker, pr
             assert "ben" not in late.snapshot().rooms[room].receipts
 
 
+
+def test_only_the_server_account_says_when_a_crashed_device_left(secured: SecuredBroker, protocol: str) -> None:
+    """Ana's device dies without a goodbye; its will says it came online a minute ago.
+    Ben's watcher (a user account) tries first to say when she left and the ACL refuses
+    it, unheard; the server's observer then says it, and a late joiner reads it. Without
+    the server's, the will's start is all anyone reads."""
+    scheme = TopicScheme()
+    epoch = int(time.time() * 1000)
+    started = round(time.time() - 60, 3)
+
+    def crash(device: str, watchers: list[PresenceSession]) -> float:
+        topic = scheme.render(Topic("presence", ORG, "ana", device=device))
+        will = json.dumps({"status": "offline", "epoch": epoch, "since": started, "will_delay": 0}).encode()
+        ana = plain_client(secured, "ana@acme", protocol=protocol, will=(topic, will))
+        ana.publish(topic, json.dumps({"status": "online", "epoch": epoch, "since": started}), qos=1, retain=True).wait_for_publish(5)
+        assert all(wait_for(lambda w=w: device_status(w, device) == "online", timeout=5) for w in watchers)
+        killed_at = time.time()
+        ana._sock.close()  # no DISCONNECT: the broker fires the will
+        assert all(wait_for(lambda w=w: device_status(w, device) == "offline", timeout=5) for w in watchers)
+        ana.loop_stop()
+        return killed_at
+
+    def device_status(session: PresenceSession, device: str) -> str | None:
+        held = session.state.presence.device("ana", device)
+        return held.status if held else None
+
+    def read_later(device: str) -> float | None:
+        with PresenceSession(secured.settings("ben@acme", protocol=protocol), org=ORG) as late:
+            assert late.wait_synced(5)
+            held = late.state.presence.device("ana", device)
+            return held.since if held else None
+
+    with PresenceSession(secured.settings("ben@acme", protocol=protocol), org=ORG, jitter=lambda: 0.0) as ben:
+        assert ben.wait_synced(5)
+        with PresenceSession(secured.settings(SERVER, protocol=protocol), org=ORG, jitter=lambda: 0.9) as server:
+            assert server.wait_synced(5)
+            killed_at = crash(f"with-server-{protocol}", [ben, server])
+            assert wait_for(lambda: server.observer.last_seen_sent == 1, timeout=2)
+            assert ben.observer.last_seen_sent == 1, "ben's watcher spoke first"
+        since = read_later(f"with-server-{protocol}")
+        assert since is not None and abs(since - killed_at) < 1, f"{since} vs the crash at {killed_at}"
+
+        crash(f"users-only-{protocol}", [ben])
+        assert wait_for(lambda: ben.observer.last_seen_sent == 2, timeout=2)
+        assert read_later(f"users-only-{protocol}") == started, "a user account may not write ana's presence"
+        assert ben.observer.connects == 1, "a refused write costs the watcher nothing"
+
 def test_the_kit_as_a_user_account_watches_the_org_and_is_held_to_its_own_user(secured: SecuredBroker) -> None:
     with PresenceSession(secured.settings(SERVER), org=ORG, rooms=["lobby"]) as server:
         assert server.wait_synced(5)

@@ -82,29 +82,6 @@ def test_validate_needs_a_file():
     assert run("validate").returncode == 2  # argparse's usage error
 
 
-def readme_blocks(language: str) -> list[str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    return re.findall(rf"^```{language}\n(.*?)^```$", readme, re.MULTILINE | re.DOTALL)
-
-
-def test_readme_example_is_valid_and_its_mistakes_print_as_shown(tmp_path):
-    *examples, mistaken = readme_blocks("yaml")  # every example, then the one with mistakes
-    for i, example in enumerate(examples):
-        (tmp_path / f"example{i}.yaml").write_text(example, encoding="utf-8")
-    (tmp_path / "app.yaml").write_text(mistaken, encoding="utf-8")
-    assert len(examples) >= 2
-    for i in range(len(examples)):
-        assert run("validate", f"example{i}.yaml", cwd=tmp_path).returncode == 0, examples[i]
-
-    (console,) = [b for b in readme_blocks("console") if b.startswith("$ python -m components validate")]
-    shown = console.splitlines()
-    assert shown[0] == "$ python -m components validate app.yaml"
-    expected_output = shown[1 : shown.index("$ echo $?")]
-    result = run("validate", "app.yaml", cwd=tmp_path, unset=("MQTT_PASSWORD",))
-    assert result.stderr.splitlines() == expected_output
-    assert str(result.returncode) == shown[-1]
-
-
 def test_examples_validate_without_their_secrets_and_say_what_is_unset():
     result = run("validate", *map(str, EXAMPLES), unset=("MQTT_USERNAME", "MQTT_PASSWORD"))
     assert result.returncode == 0, result.stderr

@@ -269,6 +269,42 @@ def test_live_offline_is_dated_when_observed_and_old_offline_devices_are_listed(
     assert org.offline_device_topics(older_than=200.0) == [Topic("presence", "acme", "ben", device="d1")]
 
 
+def test_a_will_is_dated_when_it_fired_minus_its_delay_and_a_retained_one_is_a_lower_bound(org: OrgState) -> None:
+    online = presence("online", epoch=7, since=100.0)
+    will = presence("offline", epoch=7, since=100.0, will_delay=2)
+    org.receive("presence/acme/ana/d1", online, retained=False, wall=400.0, mono=0)
+    org.receive("presence/acme/ana/d1", will, retained=False, wall=503.0, mono=0)
+    assert org.users()["ana"].since == 501.0, "the broker waited 2 s after the device left"
+    assert org.fired is not None and org.fired.topic == Topic("presence", "acme", "ana", device="d1")
+    org.receive("presence/acme/ana/d1", will, retained=False, wall=503.1, mono=0)
+    assert org.fired is None, "a repeat of the same will is no new departure"
+
+    late = OrgState(scheme=TopicScheme(), org="acme", rooms=["lobby"])
+    late.receive("presence/acme/ana/d1", will, retained=True, wall=600.0, mono=0)
+    assert (late.users()["ana"].since, late.fired) == (100.0, None), "read retained: the connection's start, a lower bound"
+    said = presence("offline", epoch=7, since=501.2)  # an observer that saw it fire says when
+    assert late.receive("presence/acme/ana/d1", said, retained=False, wall=601.0, mono=0) != []
+    assert late.users()["ana"].since == 601.0, "a live offline is dated when observed, as before"
+
+
+def test_an_offline_already_known_exactly_is_not_changed_by_a_repeat(org: OrgState) -> None:
+    org.receive("presence/acme/ana/d1", presence("online", epoch=7), retained=False, wall=400.0, mono=0)
+    org.receive("presence/acme/ana/d1", presence("offline", epoch=7, will_delay=0), retained=False, wall=500.0, mono=0)
+    for since, wall in ((500.004, 500.3), (499.0, 501.0)):  # the observers' "last seen", a duplicate
+        assert org.receive("presence/acme/ana/d1", presence("offline", epoch=7, since=since), retained=False, wall=wall, mono=0) == []
+    assert org.users()["ana"].since == 500.0
+    assert org.receive("presence/acme/ana/d1", presence("online", epoch=8), retained=False, wall=502.0, mono=0) != []
+    assert org.fired is None
+
+
+def test_a_will_on_a_device_less_topic_or_a_stale_one_is_not_fired(org: OrgState) -> None:
+    org.receive("presence/acme/ana/d1", presence("online", epoch=9), retained=False, wall=400.0, mono=0)
+    org.receive("presence/acme/ana/d1", presence("offline", epoch=8, will_delay=2), retained=False, wall=500.0, mono=0)
+    assert org.fired is None and org.users()["ana"].status == "online"
+    org.receive("presence/acme/ben", presence("offline", will_delay=0), retained=False, wall=500.0, mono=0)
+    assert org.fired is None, "a reference client's topic: not the kit's to rewrite"
+
+
 def test_token_bucket_caps_a_flood_and_refills() -> None:
     now = [0.0]
     bucket = TokenBucket(rate=20, burst=20, monotonic=lambda: now[0])

@@ -16,9 +16,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bench.harness import MOSQUITTO_KEEPALIVE_SWEEP
 from components import InvalidId
+from components.observer import LAST_SEEN_STAGGER
 from components.topics import Topic, TopicScheme
 
-from helpers import Watcher, end_process, join_process, python_child, wait_for
+from helpers import RawSubscriber, Watcher, end_process, join_process, python_child, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +89,54 @@ def test_frozen_device_shows_offline_within_keepalive_bound(settings, watcher: W
     assert took is not None and took <= bound, f"offline after {took} s (bound {bound} s)"
 
 
+
+# -- "last seen" after a crash ----------------------------------------------------------------
+
+def test_a_watcher_that_comes_later_reads_when_a_killed_device_left(settings, watcher: Watcher, make_session) -> None:
+    """A will is composed at CONNECT, so the offline the broker keeps for a crashed
+    device says when it came online. The live observer (the watcher's) re-publishes it
+    with when the device left; a watcher that subscribes afterwards reads that, and so
+    does any MQTT client."""
+    proc = join_process(settings, user="gone", device="d1", grace=GRACE)
+    try:
+        assert watcher.wait_status("gone", "online", timeout=3) is not None
+        time.sleep(3)  # online for a while: the will's own `since` is 3 s before the kill
+        killed_at = time.time()
+        os.kill(proc.pid, signal.SIGKILL)
+        assert watcher.wait_status("gone", "offline", timeout=GRACE + 3) is not None
+    finally:
+        end_process(proc)
+    assert wait_for(lambda: watcher.session.observer.last_seen_sent == 1, timeout=LAST_SEEN_STAGGER + 1)
+    # on MQTT 5 the will fires on Mosquitto's first whole-second tick after the delay: up to 1 s late
+    bound = 1 + WILL_TICK_SLACK if settings.protocol == "5" else 1
+    late = make_session()
+    assert late.wait_synced(5)
+    since = late.snapshot().users["gone"].since
+    assert since is not None and killed_at <= since + 0.05 and since - killed_at <= bound, f"since is {since - killed_at:+.2f} s from the kill"
+    doc = json.loads(retained(settings, presence_topic(settings, "gone", "d1")) or b"{}")
+    assert doc["status"] == "offline" and doc["since"] == since and "will_delay" not in doc, doc
+    assert abs(watcher.current("gone").since - since) < 0.05, "live and late watchers agree"
+
+
+def test_of_two_observers_one_says_when_a_killed_device_left(settings, make_session) -> None:
+    first = Watcher(make_session(jitter=lambda: 0.0))  # speaks as soon as it sees the will
+    second = Watcher(make_session(jitter=lambda: 0.9))  # would speak 0.45 s later unless it heard the first
+    assert first.session.wait_synced(5) and second.session.wait_synced(5)
+    wire = RawSubscriber(settings.port, presence_topic(settings, "twice", "d1"))
+    proc = join_process(settings, user="twice", device="d1", grace=GRACE)
+    try:
+        assert second.wait_status("twice", "online", timeout=3) is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        assert second.wait_status("twice", "offline", timeout=GRACE + 3) is not None
+        assert wait_for(lambda: first.session.observer.last_seen_sent == 1, timeout=1)
+        time.sleep(LAST_SEEN_STAGGER + 0.5)  # past the second's moment: what it would say has arrived
+    finally:
+        end_process(proc)
+        wire.close()
+    offline = [doc for doc in (json.loads(payload) for _, payload in wire.messages) if doc["status"] == "offline"]
+    assert ["will_delay" in doc for doc in offline] == [True, False], offline  # the will, then one "last seen"
+    assert second.session.observer.last_seen_sent == 0
+
 # -- guarantee 2: graceful leave ------------------------------------------------------------
 
 def test_clean_leave_is_seen_at_once_and_never_stale_later(settings, watcher: Watcher, make_session) -> None:
@@ -103,6 +152,24 @@ def test_clean_leave_is_seen_at_once_and_never_stale_later(settings, watcher: Wa
     assert wait_for(lambda: late.statuses("leaver"), timeout=2), "the snapshot reaches the listener"
     assert late.statuses("leaver") == ["offline"], "a later subscriber must never see a stale online"
 
+
+
+def test_a_device_closed_right_after_acting_ends_offline(settings, watcher: Watcher, make_session) -> None:
+    """Found by running the README's bot example: the offline of close() went out before
+    the status, chat and typing asked just before it, so the status landed last and
+    stayed retained (a ghost 'away' after a clean leave)."""
+    session = make_session(observe=False)
+    bot = session.open_device(user="quick", device="d1")
+    assert bot.wait_connected(5)
+    session.network.call_soon(lambda: time.sleep(0.3))  # a busy network thread: what follows queues up
+    bot.typing("lobby")
+    bot.send_chat("lobby", "Hello!")
+    bot.set_status("away", since=time.time())
+    assert bot.close()
+    assert watcher.wait_status("quick", "offline", timeout=3) is not None
+    doc = json.loads(retained(settings, presence_topic(settings, "quick", "d1")) or b"{}")
+    assert (doc.get("status"), doc.get("epoch")) == ("offline", bot.epoch), doc
+    assert watcher.statuses("quick")[-1] == "offline", watcher.statuses("quick")
 
 # -- guarantee 3: a stale will never wins ----------------------------------------------------
 
