@@ -405,9 +405,12 @@ class TabHub:
             return
         slot.tab = None
         assert self._loop is not None
-        slot.leaving = self._loop.call_later(self.leave_grace, lambda: asyncio.ensure_future(self._leave(slot)))
+        left_at = time.time()
+        slot.leaving = self._loop.call_later(self.leave_grace, lambda: asyncio.ensure_future(self._leave(slot, left_at)))
 
-    async def _leave(self, slot: Slot) -> None:
+    async def _leave(self, slot: Slot, left_at: float) -> None:
+        """The grace is over and nobody adopted the device: it leaves, last seen when its
+        tab went (not now, a grace later)."""
         if slot.tab is not None:
             return  # adopted meanwhile
         user, device = slot.device.user, slot.device.device
@@ -417,7 +420,7 @@ class TabHub:
         if not held:
             self._slots.pop(user, None)
             self._budgets.pop(user, None)
-        await asyncio.to_thread(slot.device.close)
+        await asyncio.to_thread(slot.device.close, left_at=left_at)
 
     # -- what a tab sends ----------------------------------------------------------------
     def _handle_safely(self, tab: Tab, device: Device, text: str) -> None:

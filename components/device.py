@@ -277,10 +277,12 @@ class Device(ReconnectingClient):
         topic = self._room_topic("reactions", room)
         self._on_network(lambda conn: conn.publish(topic, payload, qos=0, retain=False))
 
-    def close(self, *, timeout: float = 3.0) -> bool:
+    def close(self, *, timeout: float = 3.0, left_at: float | None = None) -> bool:
         """Leave cleanly: publish offline (retained, QoS 1, same epoch), wait for the
         broker's ack, then DISCONNECT. Returns whether the offline was acknowledged;
-        if not, the will still marks the device offline.
+        if not, the will still marks the device offline. `left_at` (Unix seconds, default
+        now) is its "last seen": the bridge closes a tab's device after the leave grace
+        and says when the tab went.
 
         The offline goes out on the network thread after every action asked of the
         device before (a status, a chat, typing), never before them: a status that
@@ -296,7 +298,7 @@ class Device(ReconnectingClient):
         def leave() -> None:
             conn = self._stop_reconnecting()
             if conn is not None:
-                offline = self._presence("offline", self.wiring.wall())
+                offline = self._presence("offline", self.wiring.wall() if left_at is None else left_at)
                 handle = conn.publish(self._topic, offline, qos=1, retain=True, expiry=int(self.wiring.last_seen_retention))
                 left.append((conn, handle))
                 if not wait:

@@ -76,16 +76,20 @@ class UserPresence:
 def device_presence(device: str | None, doc: dict[str, Any], *, observed_at: float, live: bool) -> DevicePresence:
     """Build a DevicePresence from a validated payload.
 
-    An offline delivered live is dated when it was observed, a will's minus the delay
-    the broker waited before it fired (its own `since` is when its connection started,
-    the earliest it can be); a payload without `since` is dated when observed too.
+    A will delivered live is dated when it was observed minus the delay the broker
+    waited before it fired (its own `since` is when its connection started, the earliest
+    it can be). A clean offline says when its device left (a tab's is when the tab went,
+    a leave grace before the device closed), never later than observed. A payload
+    without `since` is dated when observed.
     """
     status: Status = doc["status"]
     since = doc.get("since")
     will = status == "offline" and "will_delay" in doc
     if live and will:
         since = min(observed_at, max(observed_at - doc["will_delay"], since or 0.0))
-    elif live and (status == "offline" or since is None):
+    elif live and since is not None:
+        since = min(since, observed_at)
+    elif live:
         since = observed_at
     return DevicePresence(
         device=device,

@@ -262,9 +262,13 @@ def test_resync_drops_what_the_broker_no_longer_holds(org: OrgState) -> None:
     assert set(org.users()) == {"ana"}
 
 
-def test_live_offline_is_dated_when_observed_and_old_offline_devices_are_listed(org: OrgState) -> None:
-    org.receive("presence/acme/ana/d1", presence("offline", since=5.0), retained=False, wall=500.0, mono=0)
-    assert org.users()["ana"].since == 500.0
+def test_a_clean_offline_says_when_it_left_never_later_and_old_offline_devices_are_listed(org: OrgState) -> None:
+    org.receive("presence/acme/ana/d1", presence("offline", since=450.0), retained=False, wall=500.0, mono=0)
+    assert org.users()["ana"].since == 450.0  # a tab that went 50 s ago (its grace, say)
+    org.receive("presence/acme/cy/d1", presence("offline", since=9e9), retained=False, wall=500.0, mono=0)
+    assert org.users()["cy"].since == 500.0  # not from the future
+    org.receive("presence/acme/di/d1", json.dumps({"status": "offline"}).encode(), retained=False, wall=500.0, mono=0)
+    assert org.users()["di"].since == 500.0  # the reference app says no time: when observed
     org.receive("presence/acme/ben/d1", presence("offline"), retained=True, wall=500.0, mono=0)
     assert org.offline_device_topics(older_than=200.0) == [Topic("presence", "acme", "ben", device="d1")]
 
@@ -284,7 +288,7 @@ def test_a_will_is_dated_when_it_fired_minus_its_delay_and_a_retained_one_is_a_l
     assert (late.users()["ana"].since, late.fired) == (100.0, None), "read retained: the connection's start, a lower bound"
     said = presence("offline", epoch=7, since=501.2)  # an observer that saw it fire says when
     assert late.receive("presence/acme/ana/d1", said, retained=False, wall=601.0, mono=0) != []
-    assert late.users()["ana"].since == 601.0, "a live offline is dated when observed, as before"
+    assert late.users()["ana"].since == 501.2, "a clean offline says when the device left"
 
 
 def test_an_offline_already_known_exactly_is_not_changed_by_a_repeat(org: OrgState) -> None:

@@ -105,3 +105,14 @@ def test_a_new_token_brings_a_room_the_tab_had_asked_for(server, tabs, people) -
     tab.send(forged)  # another user's token changes nothing
     time.sleep(0.5)
     assert not tab.seen(lambda m: m.get("room") == "ticket-5")
+
+
+def test_a_closed_tab_is_last_seen_when_it_went_not_a_grace_later(server, tabs) -> None:
+    watcher = tabs("gil", "ticket-6")
+    leaver = tabs("hal", "ticket-6")
+    assert wait_for(lambda: watcher.online(leaver.user), timeout=5)
+    went = time.time()
+    leaver.close()
+    assert wait_for(lambda: any(m["user"] == leaver.user and m["status"] == "offline" for m in watcher.members()), timeout=5)
+    [gone] = [m for m in watcher.members() if m["user"] == leaver.user and m["status"] == "offline"]
+    assert went - 0.5 <= gone["since"] <= went + 0.5, (gone["since"] - went, "the leave grace is 1 s")
