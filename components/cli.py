@@ -44,7 +44,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def broker_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+        sub.add_argument("--broker", required=True, metavar="URL[,URL...]", help="mqtt://HOST:PORT or mqtts://HOST:PORT; several, comma-separated: the nodes of a cluster, tried in order")
         sub.add_argument("--org", required=True)
         sub.add_argument("--protocol", choices=["5", "3.1.1"], default="5", help="MQTT version (default 5)")
         sub.add_argument("--keepalive", type=int, default=30, metavar="SECONDS")

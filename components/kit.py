@@ -74,8 +74,9 @@ class PresenceKit:
 
     # -- the server side -----------------------------------------------------------------
     def _connect_to(self) -> BrokerSettings:
-        """Where to connect: `MQTT_URL`, else the app file's broker, else an embedded
-        broker started here (stopped with the lifespan)."""
+        """Where to connect: `MQTT_URL` (one URL, or several separated by commas: the
+        nodes of a cluster), else the app file's broker (a URL or a list), else an
+        embedded broker started here (stopped with the lifespan)."""
         broker = self.settings.broker
         url = self._environ.get(BROKER_URL_VARIABLE) or broker.url
         protocol = broker.protocol

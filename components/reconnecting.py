@@ -1,6 +1,11 @@
 """A logical MQTT client that stays connected: each attempt is a fresh Connection with
 a new epoch and client id (never reused), retried with capped exponential backoff.
 Devices and the observer build on it; subclasses say what to do on (re)connect.
+
+Failover: with several broker URLs (the nodes of a cluster) the first attempt goes to
+the first URL, and each attempt after a failure or a drop goes to the next one, round
+the list, with the same backoff. A node that refuses MQTT 5 is retried at once in
+3.1.1, and every connection of the session speaks 3.1.1 to it from then on.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .broker import BrokerSettings
+from .capabilities import ProtocolMemory
 from .epochs import EpochClock
 from .errors import BrokerUnreachable
 from .mqtt_connection import Connection, Will
@@ -36,6 +42,12 @@ class Wiring:
     epochs: EpochClock = field(default_factory=EpochClock)
     wall: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
+    protocols: ProtocolMemory | None = None
+    """Which nodes refused MQTT 5 (shared by the session's connections); None: a fresh one."""
+
+    def __post_init__(self) -> None:
+        if self.protocols is None:
+            object.__setattr__(self, "protocols", ProtocolMemory(prefer_v5=self.settings.protocol == "5"))
 
     @property
     def will_delay(self) -> int:
@@ -72,6 +84,8 @@ class ReconnectingClient:
         self._closing = False
         self._retry: Timer | None = None
         self._backoff = Backoff()
+        self._node = 0
+        """Index of the URL the next attempt goes to."""
         self.epoch = 0
         self.last_error = ""
         self.connects = 0
@@ -100,6 +114,12 @@ class ReconnectingClient:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def connected_url(self) -> str | None:
+        """The node this client is connected to now."""
+        conn = self._conn
+        return conn.url if conn is not None and self.connected else None
+
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
@@ -108,8 +128,11 @@ class ReconnectingClient:
             return
         self._retry = None
         epoch = self.wiring.epochs.next()
+        endpoint = self.wiring.settings.endpoints[self._node]
         conn = Connection(
             self.wiring.settings,
+            endpoint=endpoint,
+            v5=self.wiring.protocols.v5(endpoint),  # type: ignore[union-attr]
             client_id=f"{self._client_prefix}:{epoch}",
             handler=self,
             network=self.wiring.network,
@@ -127,6 +150,7 @@ class ReconnectingClient:
         if conn is not self._conn or self._closing:
             return
         self._backoff.reset()
+        self.wiring.protocols.accepted(conn.endpoint)  # type: ignore[union-attr]
         self.connects += 1
         self.last_error = ""
         self._on_connected(conn)
@@ -148,9 +172,29 @@ class ReconnectingClient:
         if self._closing:
             return
         self.last_error = reason
+        if self._speaks_v311_now(conn):
+            self._retry = self.wiring.network.call_later(0, self._attempt)
+            return
+        self._node = (self._node + 1) % len(self.wiring.settings.endpoints)
         delay = self._backoff.next()
-        log.info("%s: %s; reconnecting in %.2f s", self._client_prefix, reason, delay)
+        log.info("%s: %s; reconnecting to %s in %.2f s", self._client_prefix, reason, self.wiring.settings.endpoints[self._node].url, delay)
         self._retry = self.wiring.network.call_later(delay, self._attempt)
+
+    def _speaks_v311_now(self, conn: Connection) -> bool:
+        """Did this attempt show that its node refuses MQTT 5? (Then retry it in 3.1.1.)"""
+        protocols = self.wiring.protocols
+        assert protocols is not None
+        if not conn.v5 or protocols.v5(conn.endpoint) is False:
+            return conn.v5  # another connection found out meanwhile
+        if conn.refused_v5:
+            news = protocols.refused(conn.endpoint)
+        elif not conn.connacked and conn.socket_opened:
+            news = protocols.closed_before_connack(conn.endpoint)
+        else:
+            return False
+        if news:
+            log.warning("%s refuses MQTT 5: speaking MQTT 3.1.1 to it (no will delay, message expiry or retain handling; see docs/BROKERS.md)", conn.url)
+        return news
 
     def _stop_reconnecting(self) -> Connection | None:
         """Stop retrying; return the live connection, if any, for a clean goodbye."""

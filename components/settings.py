@@ -25,7 +25,7 @@ class TlsConfig:
 
 @dataclass(frozen=True)
 class BrokerConfig:
-    url: str | None  # None: start an embedded broker
+    url: str | tuple[str, ...] | None  # several: the nodes of one cluster; None: start an embedded broker
     username: str | None
     password: str | None = field(repr=False)
     tls: TlsConfig | None

@@ -10,6 +10,7 @@ import pytest
 import components
 from components.broker import BrokerSettings
 from components.epochs import EpochClock
+from components.capabilities import BrokerCapabilities, Features, ProtocolMemory
 from components.errors import InvalidBrokerUrl, InvalidId, InvalidPayload
 from components.events import PresenceChanged, ReceiptMoved, TypingChanged, CursorMoved
 from components.ids import check_id
@@ -142,6 +143,41 @@ def test_broker_urls() -> None:
     for bad in ["http://h", "mqtt://", "mqtt://h:0", "mqtt://h/x", "h:1883"]:
         with pytest.raises(InvalidBrokerUrl):
             BrokerSettings.from_url(bad)
+
+
+def test_a_list_of_broker_urls_is_the_nodes_of_one_cluster_in_order() -> None:
+    listed = BrokerSettings.from_url(" mqtt://a:1, mqtts://u:pw@b ,mqtt://u:pw@c:3", keepalive=5)
+    assert [e.url for e in listed.endpoints] == ["mqtt://a:1", "mqtts://b:8883", "mqtt://c:3"]
+    assert (listed.username, listed.password, listed.keepalive) == ("u", "pw", 5)
+    assert BrokerSettings.from_url(["mqtt://a:1", "mqtts://b:8883", "mqtt://c:3"], username="u", password="pw", keepalive=5) == listed
+    assert BrokerSettings.from_url(listed.url, username="u", password="pw", keepalive=5) == listed  # url is the list, without secrets
+    assert "pw" not in listed.url and "pw" not in repr(listed)
+    for bad in ["mqtt://a,", "mqtt://a,mqtt://a", "mqtt://u:x@a,mqtt://u:y@b", ",".join(f"mqtt://h{i}" for i in range(17))]:
+        with pytest.raises(InvalidBrokerUrl):
+            BrokerSettings.from_url(bad)
+    with pytest.raises(InvalidBrokerUrl, match="per node"):
+        BrokerSettings.from_url("mqtt://a,mqtt://b", capabilities=BrokerCapabilities(retained_replicated=False))
+
+
+def test_a_node_that_refuses_mqtt5_is_spoken_to_in_311_by_every_connection() -> None:
+    memory = ProtocolMemory(prefer_v5=True)
+    assert memory.v5("a") and memory.v5("b")
+    assert memory.refused("a") and not memory.refused("a")  # news once
+    assert not memory.v5("a") and memory.v5("b")
+    # a close before CONNACK may be a node going down: only a second one in a row counts
+    assert not memory.closed_before_connack("b") and memory.v5("b")
+    memory.accepted("b")
+    assert not memory.closed_before_connack("b") and memory.closed_before_connack("b") and not memory.v5("b")
+    assert not ProtocolMemory(prefer_v5=False).v5("c")
+
+
+def test_connection_features_follow_the_protocol_and_the_configured_capabilities() -> None:
+    default = BrokerCapabilities()
+    assert Features.of(default, v5=True) == Features(v5=True, will_delay=True, message_expiry=True, retain_handling=True, inflight=20)
+    assert Features.of(default, v5=False) == Features(v5=False, will_delay=False, message_expiry=False, retain_handling=False, inflight=20)
+    ignoring = BrokerCapabilities(will_delay=False, retain_handling=False, receive_maximum=50)
+    assert Features.of(ignoring, v5=True) == Features(v5=True, will_delay=False, message_expiry=True, retain_handling=False, inflight=20)
+    assert Features.of(default, v5=True, receive_maximum=10).inflight == 10  # e.g. HiveMQ's default
 
 
 # -- presence aggregation -------------------------------------------------------------------------

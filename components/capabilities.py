@@ -1,0 +1,130 @@
+"""What a broker can do, configured or detected, never assumed.
+
+Brokers differ in exactly the features presence rests on (docs/BROKERS.md has the
+matrix). Each capability is configured (app file `broker.capabilities`, or
+`BrokerSettings(capabilities=...)`) or, left as None, detected:
+
+- MQTT 5: every connection tries 5 first (unless `protocol: "3.1.1"`); a broker that
+  refuses it (a CONNACK saying so, or closing the socket before any CONNACK, as RabbitMQ
+  3.10 and NATS 2.9 do) is spoken to in 3.1.1 from then on (mqtt_connection.py).
+- will delay, message expiry, retain handling: part of MQTT 5, so present on an MQTT 5
+  connection unless configured false for a broker that accepts 5 but ignores them.
+  Without will delay a crash shows offline at once and a network-level reconnect shows a
+  short offline (no flicker protection); without message expiry old offline devices are
+  cleared by observers only; without retain handling the live subscription repeats
+  retained messages (equal to what is held: harmless).
+- retained messages delivered to wildcard subscriptions: the observer checks it at every
+  snapshot (observer.py). RabbitMQ 3.10 delivers none, so a late joiner would silently
+  see an empty org: the observer refuses instead (REFUSE_WILDCARDS below).
+- retained messages replicated across nodes: checked by the observer when the session
+  has more than one URL (a retained marker published on one node, read on another). Not
+  replicated (RabbitMQ keeps them per node): refused, since watchers on different nodes
+  would show different orgs (REFUSE_PER_NODE below).
+- receive maximum (how many QoS 1 publishes the broker takes in flight from one client):
+  read from an MQTT 5 CONNACK; the kit keeps its in-flight window at most that.
+
+No sockets; ProtocolMemory is the one piece of shared state (a lock, no thread).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+DEFAULT_INFLIGHT = 20
+"""paho's in-flight window; larger windows were measured slower (DESIGN.md)."""
+
+REFUSE_WILDCARDS = (
+    "the broker at {url} does not deliver retained messages to wildcard subscriptions "
+    "(RabbitMQ's MQTT plugin does not), so a late joiner would see an empty org: "
+    "presence is refused on this broker (see docs/BROKERS.md)"
+)
+REFUSE_PER_NODE = (
+    "the broker keeps retained messages per node (a marker published on {first} did not "
+    "reach {second}), so watchers on different nodes would show different orgs: "
+    "presence is refused across these nodes; give one node's URL (see docs/BROKERS.md)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerCapabilities:
+    """Capabilities as configured; None means detect (see the module docstring)."""
+
+    will_delay: bool | None = None
+    message_expiry: bool | None = None
+    retain_handling: bool | None = None
+    retained_to_wildcards: bool | None = None
+    retained_replicated: bool | None = None
+    receive_maximum: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.receive_maximum is not None and not 1 <= self.receive_maximum <= 65535:
+            raise ValueError(f"receive_maximum must be 1-65535, not {self.receive_maximum}")
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What one connection uses, from the configured capabilities and the protocol the
+    broker accepted for it."""
+
+    v5: bool
+    will_delay: bool
+    message_expiry: bool
+    retain_handling: bool
+    inflight: int
+
+    @classmethod
+    def of(cls, capabilities: BrokerCapabilities, *, v5: bool, receive_maximum: int | None = None) -> Features:
+        def v5_feature(configured: bool | None) -> bool:
+            return v5 and configured is not False
+
+        limits = [DEFAULT_INFLIGHT, *(x for x in (capabilities.receive_maximum, receive_maximum) if x)]
+        return cls(
+            v5=v5,
+            will_delay=v5_feature(capabilities.will_delay),
+            message_expiry=v5_feature(capabilities.message_expiry),
+            retain_handling=v5_feature(capabilities.retain_handling),
+            inflight=min(limits),
+        )
+
+
+CLOSES_BEFORE_CONNACK = 2
+"""MQTT 5 attempts a node may close without any CONNACK before it is taken to refuse
+MQTT 5 (RabbitMQ 3.10 closes the socket; one close could also be a node going down)."""
+
+
+class ProtocolMemory:
+    """Which protocol each node accepted, shared by every connection of a session so only
+    the first one finds out. Thread-safe (connectors and the network thread use it)."""
+
+    def __init__(self, *, prefer_v5: bool) -> None:
+        self._prefer_v5 = prefer_v5
+        self._v311: set[object] = set()
+        self._closes: dict[object, int] = {}
+        self._lock = threading.Lock()
+
+    def v5(self, node: object) -> bool:
+        with self._lock:
+            return self._prefer_v5 and node not in self._v311
+
+    def refused(self, node: object) -> bool:
+        """The node refused MQTT 5 in its CONNACK: use 3.1.1 with it from now on.
+        Returns whether this is news."""
+        with self._lock:
+            new = node not in self._v311
+            self._v311.add(node)
+            return new
+
+    def closed_before_connack(self, node: object) -> bool:
+        """An MQTT 5 attempt saw the socket close without CONNACK. Returns whether the
+        node now counts as refusing MQTT 5."""
+        with self._lock:
+            self._closes[node] = self._closes.get(node, 0) + 1
+            if self._closes[node] < CLOSES_BEFORE_CONNACK or node in self._v311:
+                return False
+            self._v311.add(node)
+            return True
+
+    def accepted(self, node: object) -> None:
+        with self._lock:
+            self._closes.pop(node, None)
