@@ -1,0 +1,244 @@
+"""Brokers beyond one Mosquitto, run as child processes on free loopback ports so tests,
+benchmarks (`python -m bench`) and chaos runs (`python -m chaos`) can kill -9 and
+restart them: a NATS JetStream cluster speaking MQTT and a private RabbitMQ node with
+its MQTT plugin. Readiness is a real MQTT handshake on every node, not a sleep.
+
+Mosquitto itself lives in components/embedded_broker.py (the demo starts it too).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from components.embedded_broker import free_port, mqtt_ping
+
+NATS = "nats-server"
+RABBITMQ_WRAPPER = "/usr/sbin/rabbitmq-server"
+"""Debian's wrapper: started as root it drops to the `rabbitmq` user."""
+RABBITMQ_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+"""The script itself, for a user that is not root."""
+
+
+def _wait_ping(port: int, proc: subprocess.Popen[bytes], *, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} (log: {log})")
+        if mqtt_ping("127.0.0.1", port, timeout=1.0):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not answer CONNECT on port {port} within {timeout:.0f} s (log: {log})")
+
+
+def _kill(proc: subprocess.Popen[bytes] | None, pid: int | None = None) -> None:
+    """SIGKILL the process we started (or `pid`, a process it started), then reap ours."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.kill(pid or proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def _terminate(proc: subprocess.Popen[bytes] | None, pid: int | None = None, *, grace: float = 10.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.kill(pid or proc.pid, signal.SIGTERM)
+        proc.wait(grace)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        _kill(proc, pid)
+
+
+class NatsCluster:
+    """`size` nats-server processes joined by `cluster` routes, each with JetStream and an
+    MQTT listener (MQTT 3.1.1 only in NATS 2.9) whose retained messages and sessions live
+    in streams replicated `size` times (at most 3). Node i keeps its store across
+    restarts, so a restarted node rejoins with its data."""
+
+    def __init__(self, size: int = 3, *, binary: str = NATS) -> None:
+        path = shutil.which(binary)
+        if path is None:
+            raise FileNotFoundError(f"{binary} not found (Debian/Ubuntu: apt-get install nats-server)")
+        self.binary = path
+        self.size = size
+        self.dir = Path(tempfile.mkdtemp(prefix="nats-cluster-"))
+        self.mqtt_ports = [free_port() for _ in range(size)]
+        self.route_ports = [free_port() for _ in range(size)]
+        self.client_ports = [free_port() for _ in range(size)]
+        self.processes: list[subprocess.Popen[bytes] | None] = [None] * size
+        for i in range(size):
+            node = self.dir / f"n{i}"
+            node.mkdir()
+            routes = ", ".join(f"nats-route://127.0.0.1:{p}" for j, p in enumerate(self.route_ports) if j != i)
+            (node / "nats.conf").write_text(
+                f"server_name: n{i}\n"
+                f"listen: 127.0.0.1:{self.client_ports[i]}\n"
+                f'jetstream {{ store_dir: "{node / "js"}" }}\n'
+                f"cluster {{ name: kit, listen: 127.0.0.1:{self.route_ports[i]}, routes: [{routes}] }}\n"
+                f"mqtt {{ listen: 127.0.0.1:{self.mqtt_ports[i]}, stream_replicas: {min(size, 3)} }}\n"
+            )
+
+    def url(self, i: int) -> str:
+        return f"mqtt://127.0.0.1:{self.mqtt_ports[i]}"
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url(i) for i in range(self.size)]
+
+    @property
+    def url_list(self) -> str:
+        """Every node, comma-separated: what `MQTT_URL` and `--broker` take."""
+        return ",".join(self.urls)
+
+    def log_path(self, i: int) -> Path:
+        return self.dir / f"n{i}" / "nats.log"
+
+    def pid(self, i: int) -> int | None:
+        proc = self.processes[i]
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def alive(self, i: int) -> bool:
+        return self.pid(i) is not None
+
+    def _spawn(self, i: int) -> None:
+        node = self.dir / f"n{i}"
+        self.processes[i] = subprocess.Popen(
+            [self.binary, "-c", str(node / "nats.conf"), "-l", str(self.log_path(i))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def start(self, *, timeout: float = 30.0) -> NatsCluster:
+        for i in range(self.size):
+            self._spawn(i)
+        try:
+            for i in range(self.size):
+                _wait_ping(self.mqtt_ports[i], self.processes[i], timeout=timeout, what=f"nats node {i}", log=self.log_path(i))  # type: ignore[arg-type]
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def kill(self, i: int) -> None:
+        """SIGKILL node i: its clients' sockets close and it fires none of their wills."""
+        _kill(self.processes[i])
+
+    def restart(self, i: int, *, timeout: float = 30.0) -> None:
+        """Start node i again (after kill) and wait until it answers MQTT."""
+        _terminate(self.processes[i])
+        self._spawn(i)
+        _wait_ping(self.mqtt_ports[i], self.processes[i], timeout=timeout, what=f"nats node {i}", log=self.log_path(i))  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            _terminate(proc)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> NatsCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def rabbitmq_available() -> bool:
+    return os.path.exists(RABBITMQ_SCRIPT) and (os.geteuid() != 0 or os.path.exists(RABBITMQ_WRAPPER))
+
+
+class RabbitMQNode:
+    """A private RabbitMQ node (its own name, ports and folders) with the MQTT plugin
+    enabled through its own enabled-plugins file; nothing system-wide is touched. Started
+    as root, Debian's wrapper drops to the `rabbitmq` user, so the folder is theirs.
+    Takes about 10 s to start."""
+
+    def __init__(self) -> None:
+        if not rabbitmq_available():
+            raise FileNotFoundError(f"{RABBITMQ_SCRIPT} not found (Debian/Ubuntu: apt-get install rabbitmq-server)")
+        self.dir = Path(tempfile.mkdtemp(prefix="rabbitmq-"))
+        self.port = free_port()
+        self.amqp_port = free_port()
+        self.dist_port = free_port()
+        (self.dir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            f"mqtt.listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            "mqtt.allow_anonymous = true\n"
+            "loopback_users = none\n"
+        )
+        (self.dir / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
+        self.log_path = self.dir / "console.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.env = {
+            "RABBITMQ_NODENAME": f"kit{self.port}@localhost",
+            "RABBITMQ_BASE": str(self.dir),
+            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+            "RABBITMQ_FEATURE_FLAGS_FILE": str(self.dir / "feature_flags"),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_PID_FILE": str(self.dir / "rabbitmq.pid"),
+        }
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _beam_pid(self) -> int | None:
+        """The Erlang VM's pid (the node itself), from the pid file it writes."""
+        try:
+            return int((self.dir / "rabbitmq.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self, *, timeout: float = 60.0) -> RabbitMQNode:
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("rabbitmq")
+            for root, dirs, files in os.walk(self.dir):
+                for name in [root, *(os.path.join(root, f) for f in dirs + files)]:
+                    os.chown(name, account.pw_uid, account.pw_gid)
+            command, env = [RABBITMQ_WRAPPER], dict(os.environ, **self.env)
+        else:
+            command, env = [RABBITMQ_SCRIPT], dict(os.environ, HOME=str(self.dir), **self.env)
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.dir)
+        try:
+            _wait_ping(self.port, self.process, timeout=timeout, what="rabbitmq", log=self.log_path)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def kill(self) -> None:
+        _kill(self.process, self._beam_pid())
+
+    def stop(self) -> None:
+        _terminate(self.process, self._beam_pid(), grace=30.0)
+        if self.process is not None and hasattr(self, "_log"):
+            self._log.close()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> RabbitMQNode:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
