@@ -13,6 +13,7 @@ paho return and reason codes become MqttError with the code's name.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
@@ -63,6 +64,9 @@ class ConnectionHandler(TypingProtocol):
     def handle_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None: ...
     def handle_lost(self, conn: Connection, reason: str) -> None: ...
 
+
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+"""Linux only; elsewhere the delayed ACK stays."""
 
 UNSUPPORTED_PROTOCOL = 132
 """CONNACK reason code (0x84; 3.1.1's return code 1 reads as it) of a broker that does
@@ -204,6 +208,19 @@ class Connection:
         before = self._client._last_bytes_received
         self._client.loop_read()
         return self._client._last_bytes_received != before
+
+    def acknowledge_promptly(self) -> None:
+        """Have the kernel ACK what arrives at once rather than delay the ACK (up to 40
+        ms). Brokers such as Mosquitto leave Nagle's algorithm on, so a second small
+        packet they send waits for our ACK of the first; a client with nothing to send
+        delays that ACK, and an exchange of two small packets stalls 40 ms (measured:
+        a first snapshot in 90 ms instead of 8). Linux's TCP_QUICKACK does not stick:
+        the loop calls this on every wake-up of the socket."""
+        if _QUICKACK is not None:
+            try:
+                self._client.socket().setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except (OSError, AttributeError):
+                pass  # closed meanwhile
 
     def loop_write(self) -> None:
         self._client.loop_write()

@@ -204,6 +204,7 @@ class NetworkLoop:
 
     def _service(self, conn: Connection, sock: socket.socket, mask: int) -> None:
         if mask & selectors.EVENT_READ:
+            conn.acknowledge_promptly()
             # paho reads one packet per loop_read; keep reading while it makes progress
             for _ in range(MAX_READS_PER_WAKE):
                 if not conn.loop_read() or self._connections.get(sock) is not conn:
