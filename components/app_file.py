@@ -28,6 +28,7 @@ from typing import Any, TextIO
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from jsonschema.exceptions import best_match
 
+from .capabilities import BrokerCapabilities
 from .errors import ConfigError, ConfigProblem
 from .schema_files import load_schema
 from .settings import (
@@ -315,6 +316,7 @@ def _settings(data: dict, *, base_dir: Path | None) -> AppSettings:
             broker,
             protocol=str(broker["protocol"]),  # YAML reads `protocol: 5` as a number
             tls=None if tls is None else _typed(TlsConfig, {k: _file(v, base_dir) for k, v in tls.items()}),
+            capabilities=_typed(BrokerCapabilities, broker["capabilities"]),
         ),
         identity=_typed(IdentityConfig, data["identity"]),
         widgets=tuple(_widget(w, rooms) for w in data["widgets"]),

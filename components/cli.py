@@ -31,12 +31,15 @@ from .broker import BrokerSettings
 from .errors import PresenceKitError
 from .events import Event, PresenceChanged, Snapshot
 from .ids import check_id
+from .lease_keeper import DEFAULT_LEASE
 from .presence import UserPresence
 from .reconnecting import ReconnectingClient
 from .session import PresenceSession
 
 CONNECT_TIMEOUT = 10.0
 EXIT_BROKER_UNREACHABLE = 3
+EXIT_BROKER_REFUSED = 4
+"""The broker cannot give a correct snapshot (capabilities.py), said in one line."""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -49,6 +52,7 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--protocol", choices=["5", "3.1.1"], default="5", help="MQTT version (default 5)")
         sub.add_argument("--keepalive", type=int, default=30, metavar="SECONDS")
         sub.add_argument("--leave-grace", type=float, default=2.0, metavar="SECONDS")
+        sub.add_argument("--lease", type=float, default=DEFAULT_LEASE, metavar="SECONDS", help=f"how long a device's presence holds without renewal (default {DEFAULT_LEASE:.0f})")
         sub.add_argument("--topic-prefix", default="", metavar="PREFIX")
 
     watch = commands.add_parser("watch", help="print presence changes as JSON lines")
@@ -150,11 +154,14 @@ class _WatchPrinter:
 def _watch(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     rooms = [check_id(args.room, kind="room")] if args.room else []
-    session = PresenceSession(_settings(args), org=args.org, rooms=rooms, leave_grace=args.leave_grace).start()
+    session = PresenceSession(_settings(args), org=args.org, rooms=rooms, leave_grace=args.leave_grace, lease=args.lease).start()
     try:
         assert session.observer is not None
-        if (error := _await_first_connect(session.observer, lambda: session.synced)) is not None:
+        if (error := _await_first_connect(session.observer, lambda: session.synced or session.refusal is not None)) is not None:
             return _unreachable(error)
+        if session.refusal is not None:
+            print(f"error: {session.refusal}", file=sys.stderr)
+            return EXIT_BROKER_REFUSED
         session.subscribe(_WatchPrinter(sys.stdout, room=args.room))
         _wait(stop)
     finally:
@@ -167,7 +174,7 @@ def _join(args: argparse.Namespace) -> int:
     device_id = args.device or f"cli-{secrets.token_hex(4)}"
     check_id(args.user, kind="user")
     check_id(device_id, kind="device")
-    session = PresenceSession(_settings(args), org=args.org, rooms=args.room, leave_grace=args.leave_grace, observe=False).start()
+    session = PresenceSession(_settings(args), org=args.org, rooms=args.room, leave_grace=args.leave_grace, lease=args.lease, observe=False).start()
     try:
         device = session.open_device(user=args.user, device=device_id, name=args.name)
         if (error := _await_first_connect(device, lambda: device.connected)) is not None:
@@ -218,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .app_file import schema_command
 
             return schema_command(stdout=sys.stdout)
-    except PresenceKitError as exc:
+    except (PresenceKitError, ValueError) as exc:  # bad input: an id, a URL, a lease
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,8 +2,9 @@
 whose will marks it offline when the connection dies without a goodbye.
 
 On every (re)connect it takes a new epoch and publishes, retained and QoS 1 on
-`presence/{org}/{user}/{device}`, its status with that epoch; the will is the same
-document with status offline. Watchers ignore lower epochs, and the device watches its
+`presence/{org}/{user}/{device}`, its status with that epoch and its lease (`until`
+and the process's lease it names, leases.py); the will is the same document with
+status offline. Watchers ignore lower epochs, and the device watches its
 own topic: if an older epoch (a stale will) or an empty payload overwrites it, it
 re-asserts itself at once (guarantee 3). A clean `close()` publishes offline and waits
 for the broker's ack, because a clean DISCONNECT discards the will.
@@ -77,6 +78,10 @@ class Device(ReconnectingClient):
     # -- presence documents ------------------------------------------------------------
     def _presence(self, status: str, since: float) -> bytes:
         doc: dict[str, Any] = {"status": status, "epoch": self.epoch, "since": round(since, 3)}
+        lease = self.wiring.lease
+        if lease is not None and status != "offline":
+            doc["until"] = round(lease.valid_until(), 3)
+            doc["lease"] = lease.name
         if self.name:
             doc["name"] = self.name
         if self.avatar:

@@ -94,6 +94,7 @@ class PresenceKit:
             ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
             cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
             key_file=str(tls.key_file) if tls and tls.key_file else None,
+            capabilities=broker.capabilities,
         )
 
     @contextlib.asynccontextmanager
@@ -107,6 +108,7 @@ class PresenceKit:
             rooms=self.settings.rooms,
             leave_grace=self.settings.broker.leave_grace,
             last_seen_retention=self.settings.broker.last_seen_retention,
+            lease=self.settings.broker.lease,
             history=max((w.history for w in self.widgets_of(ChatPanelSettings)), default=DEFAULT_HISTORY),
         ).start()
         self.hub = TabHub(

@@ -5,9 +5,13 @@ the events it causes. Foreign topics are ignored; invalid payloads are dropped a
 counted, never raised. A device that goes offline loses its typing and cursors at once.
 
 Resync: after (re)subscribing, the broker's retained messages are the truth. Between
-`begin_resync()` and `end_resync()` every device topic and receipt that shows up
+`begin_resync()` and `end_resync()` every device topic, lease and receipt that shows up
 (retained or live) is marked; whatever was held but not seen again was cleared while
 we were away and is dropped at the end.
+
+Leases (leases.py): a device whose lease has lapsed is held as offline (same epoch);
+`lapse(wall)` applies the lapses that are due, `next_lapse()` says when to call it
+next, and a renewal that comes after all brings the device back.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from .events import (
     Snapshot,
     TypingChanged,
 )
+from .leases import LeaseBook
 from .payloads import decode
-from .presence import PresenceBook, UserPresence, device_presence
+from .presence import DevicePresence, PresenceBook, UserPresence, device_presence
 from .rooms import RoomState
 from .topics import Topic, TopicScheme
 
@@ -47,6 +52,7 @@ class ReceiveCounters:
 @dataclass
 class _Resync:
     presence: set[tuple[str, str | None]] = field(default_factory=set)
+    leases: set[str] = field(default_factory=set)
     receipts: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -55,6 +61,7 @@ class OrgState:
         self.scheme = scheme
         self.org = org
         self.presence = PresenceBook()
+        self.leases = LeaseBook()
         self.rooms = {room: RoomState(room, history=history) for room in rooms}
         self.counters = ReceiveCounters()
         self._resync: _Resync | None = None
@@ -67,7 +74,7 @@ class OrgState:
             self.counters.foreign += 1
             return []
         if not payload:
-            return self._cleared(topic)
+            return self._cleared(topic, wall=wall)
         try:
             doc = decode(topic.payload_kind, payload)
         except InvalidPayload as exc:
@@ -76,6 +83,8 @@ class OrgState:
             return []
         if topic.kind == "presence":
             return self._presence(topic, doc, retained=retained, wall=wall)
+        if topic.kind == "lease":
+            return self._lease(topic, doc, wall=wall)
         room = self.rooms[topic.room]  # type: ignore[index]
         if topic.kind == "typing":
             if room.set_typing(topic.user, topic.device, doc, mono=mono):  # type: ignore[arg-type]
@@ -106,15 +115,38 @@ class OrgState:
         if not accepted:
             self.counters.stale += 1
             return []
+        if not self.leases.hold(topic.user, state, wall=wall):  # its lease ran out long ago
+            state = state.lapsed(self.leases.valid_until(state))
+            changed = self.presence.put(topic.user, state)[1] or changed
+        return self._device_changed(topic.user, state, changed)
+
+    def _device_changed(self, user: str, state: DevicePresence, changed: UserPresence | None) -> list[Event]:
         events: list[Event] = []
         if not state.live:
-            events += self._forget_device(topic.user, topic.device, changed)
+            events += self._forget_device(user, state.device, changed)
         if changed is not None:
-            events.append(PresenceChanged(topic.user, changed))
+            events.append(PresenceChanged(user, changed))
         return events
 
-    def _cleared(self, topic: Topic) -> list[Event]:
+    def _lease(self, topic: Topic, doc: dict, *, wall: float) -> list[Event]:
+        lease = f"{topic.user}/{topic.device}"
+        if self._resync is not None:
+            self._resync.leases.add(lease)
+        events: list[Event] = []
+        for user, state in self.leases.renew(lease, doc["until"], wall=wall):  # back from a lapse
+            events += self._device_changed(user, state, self.presence.put(user, state)[1])
+        return events
+
+    def _show_lapsed(self, lapsed: list[tuple[str, DevicePresence]]) -> list[Event]:
+        events: list[Event] = []
+        for user, state in lapsed:
+            offline = state.lapsed(self.leases.valid_until(state))
+            events += self._device_changed(user, offline, self.presence.put(user, offline)[1])
+        return events
+
+    def _cleared(self, topic: Topic, *, wall: float) -> list[Event]:
         if topic.kind == "presence":
+            self.leases.release(topic.user, topic.device)
             removed, changed = self.presence.clear(topic.user, topic.device)
             events = self._forget_device(topic.user, topic.device, changed)
             if removed:
@@ -122,6 +154,8 @@ class OrgState:
             elif changed is not None:
                 events.append(PresenceChanged(topic.user, changed))
             return events
+        if topic.kind == "lease":
+            return self._show_lapsed(self.leases.end(f"{topic.user}/{topic.device}", wall=wall))
         if topic.kind == "receipts":
             self.rooms[topic.room].clear_receipt(topic.user)  # type: ignore[index]
         return []
@@ -147,6 +181,17 @@ class OrgState:
     def next_expiry(self) -> float | None:
         return min((t for r in self.rooms.values() if (t := r.next_typing_expiry()) is not None), default=None)
 
+    def lapse(self, *, wall: float) -> tuple[list[Event], list[tuple[str, DevicePresence]]]:
+        """Devices whose lease ran out by `wall` (wall time), shown offline: the events,
+        and each lapsed device with the state it had (an observer may publish the
+        offline its will would have carried)."""
+        lapsed = self.leases.lapse(wall=wall)
+        return self._show_lapsed(lapsed), lapsed
+
+    def next_lapse(self) -> float | None:
+        """Wall time when `lapse` may have something to do."""
+        return self.leases.next_deadline()
+
     # -- resync ---------------------------------------------------------------------
     def begin_resync(self) -> None:
         self._resync = _Resync()
@@ -155,7 +200,7 @@ class OrgState:
     def resyncing(self) -> bool:
         return self._resync is not None
 
-    def end_resync(self) -> list[Event]:
+    def end_resync(self, *, wall: float) -> list[Event]:
         """Drop what the broker no longer holds (cleared while we were not looking)."""
         seen, self._resync = self._resync, None
         if seen is None:
@@ -164,7 +209,9 @@ class OrgState:
         if self.presence.device_count() > len(seen.presence):  # else every held device was seen again
             for user, state in self.presence.devices():
                 if (user, state.device) not in seen.presence:
-                    events += self._cleared(Topic("presence", self.org, user, device=state.device))
+                    events += self._cleared(Topic("presence", self.org, user, device=state.device), wall=wall)
+        for lease in set(self.leases.leases()) - seen.leases:
+            events += self._show_lapsed(self.leases.end(lease, wall=wall))
         for room in self.rooms.values():
             for user in list(room.snapshot().receipts):
                 if (room.room, user) not in seen.receipts:
@@ -182,10 +229,16 @@ class OrgState:
         return Snapshot(users=self.users(), rooms=self.room_snapshots(), complete=complete)
 
     def offline_device_topics(self, *, older_than: float) -> list[Topic]:
-        """Device topics offline since before `older_than` (wall time): retained state
-        that must not pile up, to be cleared with an empty retained message."""
-        return [
+        """Device topics offline since before `older_than` (wall time), and leases that
+        ran out before it: retained state that must not pile up, to be cleared with an
+        empty retained message."""
+        devices = [
             Topic("presence", self.org, user, device=state.device)
             for user, state in self.presence.devices()
             if state.device is not None and not state.live and (state.since or 0) < older_than
         ]
+        leases = []
+        for lease in self.leases.stale_leases(older_than=older_than):
+            owner, holder = lease.split("/")
+            leases.append(Topic("lease", self.org, owner, device=holder))
+        return devices + leases

@@ -29,10 +29,19 @@ class DevicePresence:
     name: str | None = None
     avatar: str | None = None
     rooms: frozenset[str] = frozenset()
+    until: float | None = None
+    """A live state's lease: it holds until then unless its lease is renewed (leases.py)."""
+    lease: str | None = None
+    """`owner/holder` of the lease whose renewals extend `until`."""
 
     @property
     def live(self) -> bool:
         return self.status != "offline"
+
+    def lapsed(self, at: float) -> DevicePresence:
+        """The offline this state becomes when its lease lapsed at `at` (same epoch, so
+        a renewal or a re-announce of the same connection brings it back)."""
+        return DevicePresence(device=self.device, status="offline", epoch=self.epoch, since=at, name=self.name, avatar=self.avatar, rooms=self.rooms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,7 @@ def device_presence(device: str | None, doc: dict[str, Any], *, observed_at: flo
     since = doc.get("since")
     if live and (status == "offline" or since is None):
         since = observed_at
+    leased = status != "offline" and "until" in doc
     return DevicePresence(
         device=device,
         status=status,
@@ -78,6 +88,8 @@ def device_presence(device: str | None, doc: dict[str, Any], *, observed_at: flo
         name=doc.get("name"),
         avatar=doc.get("avatar"),
         rooms=frozenset(doc.get("rooms", ())),
+        until=doc["until"] if leased else None,
+        lease=doc.get("lease") if leased else None,
     )
 
 

@@ -22,6 +22,7 @@ from .broker import BrokerSettings
 from .capabilities import ProtocolMemory
 from .epochs import EpochClock
 from .errors import BrokerUnreachable
+from .lease_keeper import LeaseKeeper
 from .mqtt_connection import Connection, Will
 from .network_loop import NetworkLoop, Timer
 from .topics import TopicScheme
@@ -42,6 +43,8 @@ class Wiring:
     epochs: EpochClock = field(default_factory=EpochClock)
     wall: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
+    lease: LeaseKeeper | None = None
+    """Renews the process's lease that every device's presence names (None: no lease)."""
     protocols: ProtocolMemory | None = None
     """Which nodes refused MQTT 5 (shared by the session's connections); None: a fresh one."""
 
@@ -115,10 +118,15 @@ class ReconnectingClient:
         return self._connected.is_set()
 
     @property
+    def connection(self) -> Connection | None:
+        """The live connection, if any."""
+        return self._conn if self.connected else None
+
+    @property
     def connected_url(self) -> str | None:
         """The node this client is connected to now."""
-        conn = self._conn
-        return conn.url if conn is not None and self.connected else None
+        conn = self.connection
+        return conn.url if conn is not None else None
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -201,4 +209,4 @@ class ReconnectingClient:
         self._closing = True
         if self._retry is not None:
             self._retry.cancel()
-        return self._conn if self.connected else None
+        return self.connection

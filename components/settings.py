@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, get_args
 
+from .capabilities import BrokerCapabilities
+
 IdentitySource = Literal["streamlit_login", "header", "query_param"]
 MqttProtocol = Literal["5", "3.1.1"]
 
@@ -33,6 +35,8 @@ class BrokerConfig:
     protocol: MqttProtocol
     topic_prefix: str
     leave_grace: float
+    lease: float
+    capabilities: BrokerCapabilities
     last_seen_retention: int
 
     @property

@@ -172,6 +172,7 @@ def forged(scheme: TopicScheme, user: str, room: str) -> list[tuple[str, bytes, 
         (scheme.render(Topic("receipts", ORG, user, room=room)), json.dumps({"up_to": "01ZZZZZZZZZZZZZZZZZZZZZZZZ", "at": now}).encode(), True),
         (scheme.render(Topic("chat", ORG, user, room=room)), json.dumps({"id": "01ZZZZZZZZZZZZZZZZZZZZZZZZ", "text": "I am ben", "at": now}).encode(), False),
         (scheme.render(Topic("reactions", ORG, user, room=room)), json.dumps({"emoji": "+1", "count": 3}).encode(), False),
+        (scheme.render(Topic("lease", ORG, user, device="p9")), json.dumps({"until": now + 3600}).encode(), True),
     ]
 
 
@@ -215,6 +216,8 @@ def test_a_user_account_cannot_speak_for_another_user(secured: SecuredBroker, pr
             assert late.wait_synced(5)
             assert "ben" not in late.snapshot().users
             assert "ben" not in late.snapshot().rooms[room].receipts
+            leases = late.state.leases.leases()
+            assert "ana/p9" in leases and "ben/p9" not in leases  # a lease is its owner's alone
 
 
 def test_the_kit_as_a_user_account_watches_the_org_and_is_held_to_its_own_user(secured: SecuredBroker) -> None:
@@ -231,6 +234,9 @@ def test_the_kit_as_a_user_account_watches_the_org_and_is_held_to_its_own_user(s
             assert watcher.current("ben") is None, "ana's account published ben's presence"
             assert wait_for(lambda: "ana" in bot.snapshot().users, timeout=3)
             assert own.connected
+            # the bot's lease is ana's (lease/acme/ana/...), which her account may renew
+            assert bot.lease.name.startswith("ana/")
+            assert wait_for(lambda: bot.lease.name in server.state.leases.leases(), timeout=3)
 
 
 def test_the_server_account_speaks_for_every_user_over_tls(secured: SecuredBroker) -> None:

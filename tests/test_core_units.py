@@ -276,7 +276,7 @@ def test_resync_drops_what_the_broker_no_longer_holds(org: OrgState) -> None:
     org.receive("presence/acme/ben/d1", presence("online"), retained=True, wall=0, mono=0)
     org.begin_resync()
     org.receive("presence/acme/ana/d1", presence("online"), retained=True, wall=0, mono=0)
-    events = org.end_resync()
+    events = org.end_resync(wall=0.0)
     assert events == [PresenceChanged("ben", None)]
     assert set(org.users()) == {"ana"}
 
