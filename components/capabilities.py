@@ -89,42 +89,42 @@ class Features:
 
 
 CLOSES_BEFORE_CONNACK = 2
-"""MQTT 5 attempts a node may close without any CONNACK before it is taken to refuse
-MQTT 5 (RabbitMQ 3.10 closes the socket; one close could also be a node going down)."""
+"""MQTT 5 attempts closed without any CONNACK, in a row, before the broker is taken to
+refuse MQTT 5 (RabbitMQ 3.10 closes the socket; one close could be a node going down)."""
 
 
 class ProtocolMemory:
-    """Which protocol each node accepted, shared by every connection of a session so only
-    the first one finds out. Thread-safe (connectors and the network thread use it)."""
+    """Whether the broker refused MQTT 5, shared by every connection of a session so only
+    the first one finds out. The URLs of a session are the nodes of one broker, so one
+    node's refusal holds for all (it saves an MQTT 5 attempt per node on failover).
+    Thread-safe (connectors and the network thread use it)."""
 
     def __init__(self, *, prefer_v5: bool) -> None:
-        self._prefer_v5 = prefer_v5
-        self._v311: set[object] = set()
-        self._closes: dict[object, int] = {}
+        self._v5 = prefer_v5
+        self._closes = 0
         self._lock = threading.Lock()
 
-    def v5(self, node: object) -> bool:
-        with self._lock:
-            return self._prefer_v5 and node not in self._v311
+    @property
+    def v5(self) -> bool:
+        return self._v5
 
-    def refused(self, node: object) -> bool:
-        """The node refused MQTT 5 in its CONNACK: use 3.1.1 with it from now on.
-        Returns whether this is news."""
+    def refused(self) -> bool:
+        """A CONNACK said MQTT 5 is not supported: use 3.1.1 from now on. Returns
+        whether this is news."""
         with self._lock:
-            new = node not in self._v311
-            self._v311.add(node)
-            return new
+            news, self._v5 = self._v5, False
+            return news
 
-    def closed_before_connack(self, node: object) -> bool:
+    def closed_before_connack(self) -> bool:
         """An MQTT 5 attempt saw the socket close without CONNACK. Returns whether the
-        node now counts as refusing MQTT 5."""
+        broker now counts as refusing MQTT 5."""
         with self._lock:
-            self._closes[node] = self._closes.get(node, 0) + 1
-            if self._closes[node] < CLOSES_BEFORE_CONNACK or node in self._v311:
+            self._closes += 1
+            if self._closes < CLOSES_BEFORE_CONNACK or not self._v5:
                 return False
-            self._v311.add(node)
+            self._v5 = False
             return True
 
-    def accepted(self, node: object) -> None:
+    def accepted(self) -> None:
         with self._lock:
-            self._closes.pop(node, None)
+            self._closes = 0

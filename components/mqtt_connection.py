@@ -132,6 +132,8 @@ class Connection:
         """A CONNACK arrived (accepting or not)."""
         self.refused_v5 = False
         """The broker answered an MQTT 5 CONNECT with 'unsupported protocol version'."""
+        self.abandoned = False
+        """Given up waiting for its CONNACK (which says nothing about the protocol)."""
         self._handler = handler
         self._network = network
         self._session_expiry = session_expiry
@@ -268,6 +270,13 @@ class Connection:
 
     def disconnect(self) -> None:
         """Clean DISCONNECT: the broker discards the will (paho sends none either)."""
+        self._client.disconnect()
+
+    def abandon(self, reason: str) -> None:
+        """Give up on a connection that never got its CONNACK: the handler hears it as
+        lost (once) and the socket is closed. Loop thread."""
+        self.abandoned = True
+        self._mark_lost(f"{self.url}: {reason}")
         self._client.disconnect()
 
     # -- paho callbacks: decode and hand off, never raise ----------------------------

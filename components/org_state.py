@@ -11,7 +11,10 @@ we were away and is dropped at the end.
 
 Leases (leases.py): a device whose lease has lapsed is held as offline (same epoch);
 `lapse(wall)` applies the lapses that are due, `next_lapse()` says when to call it
-next, and a renewal that comes after all brings the device back.
+next, and a renewal that comes after all brings the device back. An offline of a newer
+connection that was never announced online (the will of a failed connection attempt:
+a NATS node that stalls a CONNECT while its cluster elects leaders fires it anyway)
+does not end a leased live state; the device's next connection or its lease decides.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class ReceiveCounters:
     invalid: int = 0
     foreign: int = 0
     stale: int = 0
+    unannounced: int = 0
+    """Offlines of connections never announced online, not applied (see the docstring)."""
 
 
 @dataclass
@@ -111,6 +116,10 @@ class OrgState:
         if self._resync is not None:
             self._resync.presence.add((topic.user, topic.device))
         state = device_presence(topic.device, doc, observed_at=wall, live=not retained)
+        held = self.presence.device(topic.user, topic.device)
+        if not state.live and held is not None and held.live and held.until is not None and state.epoch > held.epoch:
+            self.counters.unannounced += 1  # a failed attempt's will: the lease bounds the live state
+            return []
         accepted, changed = self.presence.put(topic.user, state)
         if not accepted:
             self.counters.stale += 1

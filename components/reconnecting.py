@@ -4,8 +4,10 @@ Devices and the observer build on it; subclasses say what to do on (re)connect.
 
 Failover: with several broker URLs (the nodes of a cluster) the first attempt goes to
 the first URL, and each attempt after a failure or a drop goes to the next one, round
-the list, with the same backoff. A node that refuses MQTT 5 is retried at once in
-3.1.1, and every connection of the session speaks 3.1.1 to it from then on.
+the list, with the same backoff. An attempt without CONNACK within CONNACK_TIMEOUT
+counts as failed: a NATS node stalls CONNECTs for seconds while its JetStream cluster
+elects new leaders after another node died. A broker that refuses MQTT 5 is retried at
+once in 3.1.1, and every connection of the session speaks 3.1.1 to it from then on.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class Wiring:
     lease: LeaseKeeper | None = None
     """Renews the process's lease that every device's presence names (None: no lease)."""
     protocols: ProtocolMemory | None = None
-    """Which nodes refused MQTT 5 (shared by the session's connections); None: a fresh one."""
+    """Whether the broker refused MQTT 5 (shared by the session's connections); None: a fresh one."""
 
     def __post_init__(self) -> None:
         if self.protocols is None:
@@ -56,6 +58,10 @@ class Wiring:
     def will_delay(self) -> int:
         """MQTT 5 Will Delay Interval: the leave grace, whole seconds."""
         return math.ceil(self.leave_grace)
+
+
+CONNACK_TIMEOUT = 5.0
+"""Seconds from an attempt's start until its CONNACK, else the next node is tried."""
 
 
 class Backoff:
@@ -140,7 +146,7 @@ class ReconnectingClient:
         conn = Connection(
             self.wiring.settings,
             endpoint=endpoint,
-            v5=self.wiring.protocols.v5(endpoint),  # type: ignore[union-attr]
+            v5=self.wiring.protocols.v5,  # type: ignore[union-attr]
             client_id=f"{self._client_prefix}:{epoch}",
             handler=self,
             network=self.wiring.network,
@@ -149,6 +155,11 @@ class ReconnectingClient:
         )
         self._conn, self.epoch = conn, epoch
         self.wiring.network.connect(conn, on_error=lambda exc: self._failed(conn, exc))
+        self.wiring.network.call_later(CONNACK_TIMEOUT, lambda: self._connack_overdue(conn))
+
+    def _connack_overdue(self, conn: Connection) -> None:
+        if conn is self._conn and not conn.connacked:
+            conn.abandon(f"no CONNACK within {CONNACK_TIMEOUT:.0f} s")
 
     def _failed(self, conn: Connection, exc: BrokerUnreachable) -> None:
         self.handle_lost(conn, str(exc))
@@ -156,9 +167,10 @@ class ReconnectingClient:
     # -- ConnectionHandler -------------------------------------------------------------------
     def handle_connected(self, conn: Connection) -> None:
         if conn is not self._conn or self._closing:
+            conn.disconnect()  # a late CONNACK of an attempt given up on: no second session
             return
         self._backoff.reset()
-        self.wiring.protocols.accepted(conn.endpoint)  # type: ignore[union-attr]
+        self.wiring.protocols.accepted()  # type: ignore[union-attr]
         self.connects += 1
         self.last_error = ""
         self._on_connected(conn)
@@ -189,15 +201,15 @@ class ReconnectingClient:
         self._retry = self.wiring.network.call_later(delay, self._attempt)
 
     def _speaks_v311_now(self, conn: Connection) -> bool:
-        """Did this attempt show that its node refuses MQTT 5? (Then retry it in 3.1.1.)"""
+        """Did this attempt show that the broker refuses MQTT 5? (Then retry at once in 3.1.1.)"""
         protocols = self.wiring.protocols
         assert protocols is not None
-        if not conn.v5 or protocols.v5(conn.endpoint) is False:
+        if not conn.v5 or not protocols.v5:
             return conn.v5  # another connection found out meanwhile
         if conn.refused_v5:
-            news = protocols.refused(conn.endpoint)
-        elif not conn.connacked and conn.socket_opened:
-            news = protocols.closed_before_connack(conn.endpoint)
+            news = protocols.refused()
+        elif not conn.connacked and conn.socket_opened and not conn.abandoned:
+            news = protocols.closed_before_connack()
         else:
             return False
         if news:

@@ -163,3 +163,21 @@ def test_the_owner_of_a_lease_is_the_accounts_user() -> None:
     assert lease_owner("ana@acme", "acme") == "ana"  # a user account (deploy/: USER@ORG)
     assert lease_owner("streamlit", "acme") == "streamlit"  # a server account
     assert lease_owner(None, "acme") == lease_owner("ana@other", "acme") == lease_owner("a b", "acme") == "anonymous"
+
+
+def test_the_will_of_a_connection_attempt_never_announced_does_not_end_a_leased_state() -> None:
+    """A NATS node that stalled a CONNECT fires that attempt's will: a newer epoch's
+    offline with no online before it. The device is reconnecting elsewhere; its next
+    connection, or its lease, decides."""
+    state = org()
+    presence(state, "ana", "d1", online(epoch=10, until=1060.0), wall=1000.0)
+    assert presence(state, "ana", "d1", {"status": "offline", "epoch": 11, "since": 1001.0}, wall=1005.0) == []
+    assert status(state, "ana") == "online" and state.counters.unannounced == 1
+    presence(state, "ana", "d1", online(epoch=12, until=1070.0), wall=1006.0)
+    assert status(state, "ana") == "online"
+    presence(state, "ana", "d1", {"status": "offline", "epoch": 12, "since": 1007.0}, wall=1007.0)  # its own will
+    assert status(state, "ana") == "offline"
+    # without a lease (the reference app, older kits) a newer offline wins as before
+    presence(state, "old", "d1", {"status": "online", "epoch": 10, "since": 1.0}, wall=1000.0)
+    presence(state, "old", "d1", {"status": "offline", "epoch": 11, "since": 2.0}, wall=1000.0)
+    assert status(state, "old") == "offline"
