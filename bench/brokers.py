@@ -15,11 +15,14 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from components.embedded_broker import free_port, mqtt_ping
 
 NATS = "nats-server"
+HEALTH_WAIT = 20.0
 RABBITMQ_WRAPPER = "/usr/sbin/rabbitmq-server"
 """Debian's wrapper: started as root it drops to the `rabbitmq` user."""
 RABBITMQ_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
@@ -80,6 +83,7 @@ class NatsCluster:
         self.mqtt_ports = [free_port() for _ in range(size)]
         self.route_ports = [free_port() for _ in range(size)]
         self.client_ports = [free_port() for _ in range(size)]
+        self.http_ports = [free_port() for _ in range(size)]
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * size
         for i in range(size):
             node = self.dir / f"n{i}"
@@ -88,6 +92,7 @@ class NatsCluster:
             (node / "nats.conf").write_text(
                 f"server_name: n{i}\n"
                 f"listen: 127.0.0.1:{self.client_ports[i]}\n"
+                f"http: 127.0.0.1:{self.http_ports[i]}\n"
                 f'jetstream {{ store_dir: "{node / "js"}" }}\n'
                 f"cluster {{ name: kit, listen: 127.0.0.1:{self.route_ports[i]}, routes: [{routes}] }}\n"
                 f"mqtt {{ listen: 127.0.0.1:{self.mqtt_ports[i]}, stream_replicas: {min(size, 3)} }}\n"
@@ -122,12 +127,30 @@ class NatsCluster:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
+    def healthy(self, i: int) -> bool:
+        """Node i's monitoring says it is ready, JetStream streams and consumers current
+        (`/healthz`): a node that answers MQTT may still be catching up, and killing
+        another node then would leave the streams without a quorum."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_ports[i]}/healthz", timeout=2) as response:
+                return response.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def _wait_ready(self, i: int, timeout: float) -> None:
+        """MQTT answers, then up to HEALTH_WAIT for `/healthz` (a consumer of a client
+        that died with a node can stay "not current" for long; MQTT works meanwhile)."""
+        _wait_ping(self.mqtt_ports[i], self.processes[i], timeout=timeout, what=f"nats node {i}", log=self.log_path(i))  # type: ignore[arg-type]
+        deadline = time.monotonic() + HEALTH_WAIT
+        while not self.healthy(i) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
     def start(self, *, timeout: float = 30.0) -> NatsCluster:
         for i in range(self.size):
             self._spawn(i)
         try:
             for i in range(self.size):
-                _wait_ping(self.mqtt_ports[i], self.processes[i], timeout=timeout, what=f"nats node {i}", log=self.log_path(i))  # type: ignore[arg-type]
+                self._wait_ready(i, timeout)
         except Exception:
             self.stop()
             raise
@@ -138,10 +161,14 @@ class NatsCluster:
         _kill(self.processes[i])
 
     def restart(self, i: int, *, timeout: float = 30.0) -> None:
-        """Start node i again (after kill) and wait until it answers MQTT."""
+        """Start node i again (after kill); wait until it answers MQTT and every node
+        reports itself healthy (caught up)."""
         _terminate(self.processes[i])
         self._spawn(i)
-        _wait_ping(self.mqtt_ports[i], self.processes[i], timeout=timeout, what=f"nats node {i}", log=self.log_path(i))  # type: ignore[arg-type]
+        self._wait_ready(i, timeout)
+        for j in range(self.size):
+            if j != i and self.alive(j):
+                self._wait_ready(j, timeout)
 
     def stop(self) -> None:
         for proc in self.processes:

@@ -109,14 +109,18 @@ class Watcher:
         return None
 
 
-def join_process(settings, *, user: str, device: str, org: str = "acme", keepalive: int = 5, grace: float = 2.0) -> subprocess.Popen[str]:
-    """`python -m components join ...` as a child; returns once it is online."""
+def join_process(
+    settings, *, user: str, device: str, org: str = "acme", keepalive: int = 5, grace: float = 2.0, lease: float | None = None
+) -> subprocess.Popen[str]:
+    """`python -m components join ...` as a child (on every URL of `settings`, in
+    order); returns once it is online."""
     proc = python_child(
         "-m", "components", "join",
-        "--broker", f"mqtt://{settings.host}:{settings.port}",
+        "--broker", settings.url,
         "--org", org, "--user", user, "--device", device,
         "--keepalive", str(keepalive), "--leave-grace", str(grace),
         "--protocol", settings.protocol, "--topic-prefix", settings.topic_prefix,
+        *(["--lease", str(lease)] if lease is not None else []),
     )
     line = proc.stdout.readline() if proc.stdout else ""
     if '"joined"' not in line:
