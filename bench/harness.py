@@ -124,8 +124,11 @@ def join_process(
     )
     line = proc.stdout.readline() if proc.stdout else ""
     if '"joined"' not in line:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        errors = proc.stderr.read() if proc.stderr else ""
         end_process(proc)
-        raise AssertionError(f"join did not come online: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+        raise AssertionError(f"join did not come online: {line!r} {errors}")
     return proc
 
 

@@ -88,43 +88,52 @@ class Features:
         )
 
 
-CLOSES_BEFORE_CONNACK = 2
-"""MQTT 5 attempts closed without any CONNACK, in a row, before the broker is taken to
-refuse MQTT 5 (RabbitMQ 3.10 closes the socket; one close could be a node going down)."""
-
-
 class ProtocolMemory:
     """Whether the broker refused MQTT 5, shared by every connection of a session so only
     the first one finds out. The URLs of a session are the nodes of one broker, so one
     node's refusal holds for all (it saves an MQTT 5 attempt per node on failover).
+
+    A CONNACK that says "unsupported protocol version" settles it. A socket closed before
+    any CONNACK (RabbitMQ 3.10's answer to MQTT 5) may also be a node going down, so it
+    only makes 3.1.1 a suspicion: the next attempt, at once and to the same node, speaks
+    3.1.1; its CONNACK confirms the suspicion, its failure clears it.
     Thread-safe (connectors and the network thread use it)."""
 
     def __init__(self, *, prefer_v5: bool) -> None:
         self._v5 = prefer_v5
-        self._closes = 0
+        self._suspect = False
         self._lock = threading.Lock()
 
     @property
     def v5(self) -> bool:
-        return self._v5
+        """The protocol of the next attempt."""
+        return self._v5 and not self._suspect
 
     def refused(self) -> bool:
-        """A CONNACK said MQTT 5 is not supported: use 3.1.1 from now on. Returns
-        whether this is news."""
+        """A CONNACK refused MQTT 5: 3.1.1 from now on. Returns whether this is news."""
         with self._lock:
-            news, self._v5 = self._v5, False
+            news, self._v5, self._suspect = self._v5, False, False
             return news
 
     def closed_before_connack(self) -> bool:
-        """An MQTT 5 attempt saw the socket close without CONNACK. Returns whether the
-        broker now counts as refusing MQTT 5."""
+        """An MQTT 5 attempt closed without CONNACK. Returns whether to try 3.1.1 now."""
         with self._lock:
-            self._closes += 1
-            if self._closes < CLOSES_BEFORE_CONNACK or not self._v5:
+            if not self._v5 or self._suspect:
                 return False
-            self._v5 = False
+            self._suspect = True
             return True
 
-    def accepted(self) -> None:
+    def connected(self, *, v5: bool) -> bool:
+        """A CONNACK accepted an attempt. Returns whether it confirmed a suspicion (news)."""
         with self._lock:
-            self._closes = 0
+            confirmed = self._suspect and not v5
+            if self._suspect:
+                self._v5 = v5
+                self._suspect = False
+            return confirmed
+
+    def failed(self, *, v5: bool) -> None:
+        """An attempt failed without CONNACK: a 3.1.1 attempt on suspicion clears it."""
+        with self._lock:
+            if self._suspect and not v5:
+                self._suspect = False

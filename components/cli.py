@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import secrets
 import signal
 import sys
@@ -54,6 +55,7 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--leave-grace", type=float, default=2.0, metavar="SECONDS")
         sub.add_argument("--lease", type=float, default=DEFAULT_LEASE, metavar="SECONDS", help=f"how long a device's presence holds without renewal (default {DEFAULT_LEASE:.0f})")
         sub.add_argument("--topic-prefix", default="", metavar="PREFIX")
+        sub.add_argument("--verbose", action="store_true", help="log reconnects, failovers and broker capabilities to stderr")
 
     watch = commands.add_parser("watch", help="print presence changes as JSON lines")
     broker_options(watch)
@@ -85,12 +87,14 @@ def _settings(args: argparse.Namespace) -> BrokerSettings:
 
 
 def _await_first_connect(client: ReconnectingClient, ready: Callable[[], bool]) -> str | None:
-    """Wait until `ready()`; give the reason when the first attempt fails or time runs out."""
+    """Wait until `ready()`; give the reason when an attempt on every broker URL has
+    failed, or time runs out."""
     deadline = time.monotonic() + CONNECT_TIMEOUT
+    nodes = len(client.wiring.settings.endpoints)
     while time.monotonic() < deadline:
         if ready():
             return None
-        if client.last_error and client.connects == 0:
+        if client.failures >= nodes and client.connects == 0:
             return client.last_error
         time.sleep(0.05)
     return client.last_error or "timed out"
@@ -210,6 +214,13 @@ def _unreachable(reason: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    # errors reach stderr as one line each, below; the kit's log only with --verbose
+    kit_log = logging.getLogger(__package__)
+    if getattr(args, "verbose", False):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    else:
+        kit_log.addHandler(logging.NullHandler())
+        kit_log.propagate = False
     try:
         if args.command == "watch":
             return _watch(args)

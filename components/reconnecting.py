@@ -98,6 +98,8 @@ class ReconnectingClient:
         self.epoch = 0
         self.last_error = ""
         self.connects = 0
+        self.failures = 0
+        """Attempts that failed or dropped (protocol retries aside)."""
 
     # -- subclass hooks (run on the network thread) ------------------------------------
     def _will(self, epoch: int) -> Will | None:
@@ -170,7 +172,8 @@ class ReconnectingClient:
             conn.disconnect()  # a late CONNACK of an attempt given up on: no second session
             return
         self._backoff.reset()
-        self.wiring.protocols.accepted()  # type: ignore[union-attr]
+        if self.wiring.protocols.connected(v5=conn.v5):  # type: ignore[union-attr]
+            log.warning("%s refuses MQTT 5: speaking MQTT 3.1.1 to it (no will delay, message expiry or retain handling; see docs/BROKERS.md)", conn.url)
         self.connects += 1
         self.last_error = ""
         self._on_connected(conn)
@@ -191,30 +194,30 @@ class ReconnectingClient:
         self._on_lost()
         if self._closing:
             return
-        self.last_error = reason
-        if self._speaks_v311_now(conn):
+        if self._protocol_retry(conn):
             self._retry = self.wiring.network.call_later(0, self._attempt)
             return
+        self.last_error = reason
+        self.failures += 1
         self._node = (self._node + 1) % len(self.wiring.settings.endpoints)
         delay = self._backoff.next()
         log.info("%s: %s; reconnecting to %s in %.2f s", self._client_prefix, reason, self.wiring.settings.endpoints[self._node].url, delay)
         self._retry = self.wiring.network.call_later(delay, self._attempt)
 
-    def _speaks_v311_now(self, conn: Connection) -> bool:
-        """Did this attempt show that the broker refuses MQTT 5? (Then retry at once in 3.1.1.)"""
+    def _protocol_retry(self, conn: Connection) -> bool:
+        """Should the same node be tried again at once, in 3.1.1? (capabilities.ProtocolMemory)"""
         protocols = self.wiring.protocols
         assert protocols is not None
-        if not conn.v5 or not protocols.v5:
-            return conn.v5  # another connection found out meanwhile
-        if conn.refused_v5:
-            news = protocols.refused()
-        elif not conn.connacked and conn.socket_opened and not conn.abandoned:
-            news = protocols.closed_before_connack()
-        else:
+        if not conn.v5:
+            protocols.failed(v5=False)
             return False
-        if news:
-            log.warning("%s refuses MQTT 5: speaking MQTT 3.1.1 to it (no will delay, message expiry or retain handling; see docs/BROKERS.md)", conn.url)
-        return news
+        if conn.refused_v5:
+            if protocols.refused():
+                log.warning("%s refuses MQTT 5: speaking MQTT 3.1.1 to it (no will delay, message expiry or retain handling; see docs/BROKERS.md)", conn.url)
+            return True
+        if not conn.connacked and conn.socket_opened and not conn.abandoned:
+            return protocols.closed_before_connack()
+        return not protocols.v5  # another connection found out meanwhile
 
     def _stop_reconnecting(self) -> Connection | None:
         """Stop retrying; return the live connection, if any, for a clean goodbye."""
