@@ -187,7 +187,8 @@ class Observer(ReconnectingClient):
         with self._lock:
             self.state.end_resync(wall=wall)
             _, lapsed = self.state.lapse(wall=wall)  # before the Snapshot: a late joiner sees no ghost
-            if not self._marker_seen and self.wiring.settings.capabilities.retained_to_wildcards is not True:
+            configured = self.wiring.settings.capabilities.retained_to_wildcards
+            if configured is False or (configured is None and not self._marker_seen):
                 self._refuse("wildcards", REFUSE_WILDCARDS.format(url=conn.url))
             else:
                 self._refusals.pop("wildcards", None)
