@@ -8,10 +8,13 @@ Mosquitto itself lives in components/embedded_broker.py (the demo starts it too)
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +30,30 @@ RABBITMQ_WRAPPER = "/usr/sbin/rabbitmq-server"
 """Debian's wrapper: started as root it drops to the `rabbitmq` user."""
 RABBITMQ_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 """The script itself, for a user that is not root."""
+
+
+def stable_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, so that while a node is
+    down (killed, restarting) no client socket can be given its number and keep it from
+    listening again (free_port's ports come from that range)."""
+    low, _ = _ephemeral_range()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def _wait_ping(port: int, proc: subprocess.Popen[bytes], *, timeout: float, what: str, log: Path) -> None:
@@ -80,10 +107,12 @@ class NatsCluster:
         self.binary = path
         self.size = size
         self.dir = Path(tempfile.mkdtemp(prefix="nats-cluster-"))
-        self.mqtt_ports = [free_port() for _ in range(size)]
-        self.route_ports = [free_port() for _ in range(size)]
-        self.client_ports = [free_port() for _ in range(size)]
-        self.http_ports = [free_port() for _ in range(size)]
+        ports = set()
+        while len(ports) < 4 * size:
+            ports.add(stable_port())
+        chosen = sorted(ports)
+        random.shuffle(chosen)
+        self.mqtt_ports, self.route_ports, self.client_ports, self.http_ports = (chosen[k * size:(k + 1) * size] for k in range(4))
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * size
         for i in range(size):
             node = self.dir / f"n{i}"
@@ -136,6 +165,15 @@ class NatsCluster:
                 return response.status == 200
         except (OSError, urllib.error.URLError):
             return False
+
+    def mqtt_clients(self, i: int) -> list[str]:
+        """Client ids of the MQTT connections node i holds now (`/connz`)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_ports[i]}/connz?limit=100000", timeout=5) as response:
+                found = json.loads(response.read())
+        except (OSError, urllib.error.URLError, ValueError):
+            return []
+        return [c["mqtt_client"] for c in found.get("connections") or [] if c.get("mqtt_client")]
 
     def _wait_ready(self, i: int, timeout: float) -> None:
         """MQTT answers, then up to HEALTH_WAIT for `/healthz` (a consumer of a client

@@ -121,6 +121,7 @@ def join_process(
         "--keepalive", str(keepalive), "--leave-grace", str(grace),
         "--protocol", settings.protocol, "--topic-prefix", settings.topic_prefix,
         *(["--lease", str(lease)] if lease is not None else []),
+        *(arg for item in settings.capabilities.items() for arg in ("--capability", item)),
     )
     line = proc.stdout.readline() if proc.stdout else ""
     if '"joined"' not in line:

@@ -20,6 +20,10 @@ matrix). Each capability is configured (app file `broker.capabilities`, or
   has more than one URL (a retained marker published on one node, read on another). Not
   replicated (RabbitMQ keeps them per node): refused, since watchers on different nodes
   would show different orgs (REFUSE_PER_NODE below).
+- QoS 1 subscriptions: a broker that refuses one (a NATS node creates a JetStream
+  consumer for each and, with a node of its cluster down, times out doing so) gets
+  that filter, and every later one of the session, at QoS 0. The live stream may then
+  lose a message under load; a lost offline is bounded by the lease (leases.py).
 - receive maximum (how many QoS 1 publishes the broker takes in flight from one client):
   read from an MQTT 5 CONNACK; the kit keeps its in-flight window at most that.
 
@@ -55,11 +59,30 @@ class BrokerCapabilities:
     retain_handling: bool | None = None
     retained_to_wildcards: bool | None = None
     retained_replicated: bool | None = None
+    qos1_subscriptions: bool | None = None
     receive_maximum: int | None = None
 
     def __post_init__(self) -> None:
         if self.receive_maximum is not None and not 1 <= self.receive_maximum <= 65535:
             raise ValueError(f"receive_maximum must be 1-65535, not {self.receive_maximum}")
+
+
+    @classmethod
+    def parse(cls, items: list[str]) -> BrokerCapabilities:
+        """`NAME=VALUE` pairs (the CLI's --capability): true, false, null or a number."""
+        values: dict[str, bool | int | None] = {}
+        known = {f for f in cls.__slots__}  # type: ignore[attr-defined]
+        for item in items:
+            name, sep, text = item.partition("=")
+            words = {"true": True, "false": False, "null": None}
+            if not sep or name not in known or not (text in words or text.isdigit()):
+                raise ValueError(f"capability {item!r}: write NAME=true|false|null|NUMBER, NAME one of {', '.join(sorted(known))}")
+            values[name] = words[text] if text in words else int(text)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def items(self) -> list[str]:
+        """The configured ones as `NAME=VALUE` (what `parse` reads)."""
+        return [f"{name}={str(value).lower()}" for name in self.__slots__ if (value := getattr(self, name)) is not None]  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +112,8 @@ class Features:
 
 
 class ProtocolMemory:
-    """Whether the broker refused MQTT 5, shared by every connection of a session so only
-    the first one finds out. The URLs of a session are the nodes of one broker, so one
+    """Whether the broker refused MQTT 5 (or QoS 1 subscriptions), shared by every
+    connection of a session so only the first one finds out. The URLs of a session are the nodes of one broker, so one
     node's refusal holds for all (it saves an MQTT 5 attempt per node on failover).
 
     A CONNACK that says "unsupported protocol version" settles it. A socket closed before
@@ -99,10 +122,18 @@ class ProtocolMemory:
     3.1.1; its CONNACK confirms the suspicion, its failure clears it.
     Thread-safe (connectors and the network thread use it)."""
 
-    def __init__(self, *, prefer_v5: bool) -> None:
+    def __init__(self, *, prefer_v5: bool, qos1_subscriptions: bool = True) -> None:
         self._v5 = prefer_v5
         self._suspect = False
+        self.qos1_subscriptions = qos1_subscriptions
+        """False once the broker refused a QoS 1 subscription: subscribe at QoS 0."""
         self._lock = threading.Lock()
+
+    def refuse_qos1(self) -> bool:
+        """The broker refused a QoS 1 subscription. Returns whether this is news."""
+        with self._lock:
+            news, self.qos1_subscriptions = self.qos1_subscriptions, False
+            return news
 
     @property
     def v5(self) -> bool:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from .broker import BrokerSettings
+from .capabilities import BrokerCapabilities
 from .errors import PresenceKitError
 from .events import Event, PresenceChanged, Snapshot
 from .ids import check_id
@@ -55,6 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--leave-grace", type=float, default=2.0, metavar="SECONDS")
         sub.add_argument("--lease", type=float, default=DEFAULT_LEASE, metavar="SECONDS", help=f"how long a device's presence holds without renewal (default {DEFAULT_LEASE:.0f})")
         sub.add_argument("--topic-prefix", default="", metavar="PREFIX")
+        sub.add_argument("--capability", action="append", default=[], metavar="NAME=VALUE",
+                         help="what the broker can do, as the app file's broker.capabilities (repeatable), e.g. qos1_subscriptions=false for NATS")
         sub.add_argument("--verbose", action="store_true", help="log reconnects, failovers and broker capabilities to stderr")
 
     watch = commands.add_parser("watch", help="print presence changes as JSON lines")
@@ -83,7 +86,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> BrokerSettings:
-    return BrokerSettings.from_url(args.broker, protocol=args.protocol, keepalive=args.keepalive, topic_prefix=args.topic_prefix)
+    return BrokerSettings.from_url(
+        args.broker, protocol=args.protocol, keepalive=args.keepalive, topic_prefix=args.topic_prefix,
+        capabilities=BrokerCapabilities.parse(args.capability),
+    )  # fmt: skip
 
 
 def _await_first_connect(client: ReconnectingClient, ready: Callable[[], bool]) -> str | None:

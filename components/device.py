@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 LiveStatus = Literal["online", "away"]
 MAX_CURSOR_HZ = 20.0
 OUTBOX_LIMIT = 100
+RESUBSCRIBE_EVERY = 1.0
 
 
 class Device(ReconnectingClient):
@@ -110,7 +111,7 @@ class Device(ReconnectingClient):
     # -- connection hooks (network thread) -------------------------------------------------
     def _on_connected(self, conn: Connection) -> None:
         self._announce(conn)
-        conn.subscribe([Subscription(self._topic, qos=1)])
+        self._watch_own_topic(conn)
         with self._lock:
             receipts = dict(self._receipts)
             outbox, self._outbox = self._outbox, []
@@ -118,6 +119,15 @@ class Device(ReconnectingClient):
             self._publish_receipt(conn, room, up_to)
         for topic, payload in outbox:
             conn.publish(topic, payload, qos=1, retain=False)
+
+    def _watch_own_topic(self, conn: Connection) -> None:
+        """Subscribe to our own presence topic (stale wills, probes); a refused
+        subscription is asked again every second while the connection lives."""
+
+        def again(_: list[str]) -> None:
+            self.wiring.network.call_later(RESUBSCRIBE_EVERY, lambda: self._watch_own_topic(conn) if conn is self._conn and self.connected else None)
+
+        conn.subscribe([Subscription(self._topic, qos=1)], on_refused=again)
 
     def _announce(self, conn: Connection) -> None:
         conn.publish(self._topic, self._presence(self._status, self._since), qos=1, retain=True)

@@ -17,7 +17,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol as TypingProtocol
 
 import paho.mqtt.client as paho
@@ -27,7 +27,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .broker import BrokerSettings, Endpoint
-from .capabilities import Features
+from .capabilities import Features, ProtocolMemory
 from .errors import BrokerUnreachable, MqttError
 
 if TYPE_CHECKING:
@@ -115,6 +115,7 @@ class Connection:
         *,
         endpoint: Endpoint,
         v5: bool,
+        memory: ProtocolMemory | None = None,
         client_id: str,
         handler: ConnectionHandler,
         network: NetworkLoop,
@@ -126,6 +127,7 @@ class Connection:
         self.client_id = client_id
         self.features = Features.of(settings.capabilities, v5=v5)
         self.v5 = v5
+        self._memory = memory
         self.socket_opened = False
         """TCP (and TLS) connected and CONNECT sent."""
         self.connacked = False
@@ -139,7 +141,7 @@ class Connection:
         self._session_expiry = session_expiry
         self._lost = False
         self._lost_lock = threading.Lock()
-        self._suback: dict[int, Callable[[], None]] = {}
+        self._suback: dict[int, tuple[list[Subscription], Callable[[], None] | None, Callable[[list[str]], None] | None]] = {}
         self._puback: dict[int, Callable[[], None]] = {}
         client = _Client(
             CallbackAPIVersion.VERSION2,
@@ -250,10 +252,21 @@ class Connection:
             self._puback[info.mid] = on_ack
         return PublishHandle(info)
 
-    def subscribe(self, subscriptions: Sequence[Subscription], *, on_ack: Callable[[], None] | None = None) -> None:
-        """Subscribe; `on_ack` runs on the loop thread when SUBACK arrives. Call on
-        the loop thread, so the SUBACK cannot be handled before its mid is known."""
+    def subscribe(
+        self,
+        subscriptions: Sequence[Subscription],
+        *,
+        on_ack: Callable[[], None] | None = None,
+        on_refused: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        """Subscribe; `on_ack` runs on the loop thread when SUBACK arrives, or, when the
+        broker refused some filters and `on_refused` is given, `on_refused(filters)`
+        instead. A refused QoS 1 filter is first subscribed again at QoS 0 (and, through
+        `memory`, every later one: capabilities.py). Call on the loop thread, so the
+        SUBACK cannot be handled before its mid is known."""
         self._network.assert_loop_thread()
+        if self._memory is not None and not self._memory.qos1_subscriptions:
+            subscriptions = [replace(s, qos=0) for s in subscriptions]
         if self.v5:
             handling = self.features.retain_handling
             topics = [(s.filter, SubscribeOptions(qos=s.qos, retainHandling=s.retain_handling if handling else 0)) for s in subscriptions]
@@ -261,8 +274,8 @@ class Connection:
             topics = [(s.filter, s.qos) for s in subscriptions]
         rc, mid = self._client.subscribe(topics)
         _check("subscribe", rc)
-        if on_ack is not None and mid is not None:
-            self._suback[mid] = on_ack
+        if mid is not None:
+            self._suback[mid] = (list(subscriptions), on_ack, on_refused)
 
     def unsubscribe(self, filters: Sequence[str]) -> None:
         rc, _ = self._client.unsubscribe(list(filters))
@@ -321,15 +334,22 @@ class Connection:
             log.exception("message handler failed for %s", self.client_id)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
-        on_ack = self._suback.pop(mid, None)
-        failures = [str(rc) for rc in reason_codes if getattr(rc, "is_failure", False)]
-        if failures:
-            log.warning("%s: subscription refused: %s", self.client_id, ", ".join(failures))
-        if on_ack is not None:
-            try:
+        subscriptions, on_ack, on_refused = self._suback.pop(mid, ([], None, None))
+        refused = [s for s, rc in zip(subscriptions, reason_codes) if getattr(rc, "is_failure", False)]
+        try:
+            if refused and self._memory is not None and all(s.qos > 0 for s in refused):
+                if self._memory.refuse_qos1():
+                    log.warning("%s refused a QoS 1 subscription: subscribing at QoS 0 (see docs/BROKERS.md)", self.url)
+                self.subscribe([replace(s, qos=0) for s in refused], on_ack=on_ack, on_refused=on_refused)
+                return
+            if refused:
+                log.warning("%s: subscription refused: %s", self.client_id, ", ".join(s.filter for s in refused))
+            if refused and on_refused is not None:
+                on_refused([s.filter for s in refused])
+            elif on_ack is not None:
                 on_ack()
-            except Exception:  # noqa: BLE001
-                log.exception("SUBACK handler failed for %s", self.client_id)
+        except Exception:  # noqa: BLE001
+            log.exception("SUBACK handler failed for %s", self.client_id)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
         on_ack = self._puback.pop(mid, None)

@@ -74,8 +74,13 @@ PROBE_TIMEOUT = 1.0
 """Seconds a probed device has to answer before it is marked offline."""
 PROBE_LIMIT = 1000
 """Devices probed after one reconnect, so a probe never floods the broker."""
+SNAPSHOT_TIMEOUT = 30.0
+"""Seconds from CONNACK to the end of the snapshot, else connect again (a NATS node that
+lost its JetStream quorum accepts connections but acknowledges nothing)."""
 MARKER = b"retained?"
 """The retained marker of the capability checks (on the observer's own sync topic)."""
+MARKER_TRIES = 3
+"""Snapshots in a row without the marker (each on a new connection) before refusing."""
 MARKER_EXPIRY = 60
 """MQTT 5 message expiry of the marker, in case the observer dies before clearing it."""
 REPLICA_TRIES = 3
@@ -92,6 +97,7 @@ class Observer(ReconnectingClient):
         self._reap_every = reap_every
         self._sync_topic = ""
         self._marker_seen = False
+        self._marker_misses = 0
         self._replicas_checked = wiring.settings.capabilities.retained_replicated is not None or len(wiring.settings.endpoints) == 1
         self._refusals: dict[str, str] = {}
         """Why this broker cannot give a correct snapshot, by check (then `synced` never sets)."""
@@ -137,13 +143,21 @@ class Observer(ReconnectingClient):
             self.state.begin_resync()
         snapshot = [Subscription(f, qos=0) for f in self._snapshot_filters()]
 
+        def refused(filters: list[str]) -> None:  # half a view is no view: connect again
+            conn.abandon(f"subscription refused: {', '.join(filters)}")
+
         def take_snapshot() -> None:
-            conn.subscribe(snapshot, on_ack=lambda: conn.publish(self._sync_topic, b"", qos=0, retain=False))
+            conn.subscribe(snapshot, on_ack=lambda: conn.publish(self._sync_topic, b"", qos=0, retain=False), on_refused=refused)
 
         def store_marker() -> None:  # stored (PUBACK) before the snapshot may hand it back
             conn.publish(self._sync_topic, MARKER, qos=1, retain=True, expiry=MARKER_EXPIRY, on_ack=take_snapshot)
 
-        conn.subscribe(self._live_subscriptions(), on_ack=store_marker)
+        conn.subscribe(self._live_subscriptions(), on_ack=store_marker, on_refused=refused)
+        self.wiring.network.call_later(SNAPSHOT_TIMEOUT, lambda: self._snapshot_overdue(conn))
+
+    def _snapshot_overdue(self, conn: Connection) -> None:
+        if conn is self._conn and not self.settled.is_set():
+            conn.abandon(f"no snapshot within {SNAPSHOT_TIMEOUT:.0f} s")
 
     def _on_lost(self) -> None:
         self.synced.clear()  # until the next snapshot, what we hold may be stale
@@ -183,12 +197,17 @@ class Observer(ReconnectingClient):
             self._emit(events)
 
     def _snapshot_complete(self, conn: Connection) -> None:
+        configured = self.wiring.settings.capabilities.retained_to_wildcards
+        missed = configured is None and not self._marker_seen
+        self._marker_misses = self._marker_misses + 1 if missed else 0
+        if missed and self._marker_misses < MARKER_TRIES:  # a NATS node electing leaders can miss it once
+            conn.abandon("the retained marker did not come back with the snapshot; checking again")
+            return
         wall = self.wiring.wall()
         with self._lock:
             self.state.end_resync(wall=wall)
             _, lapsed = self.state.lapse(wall=wall)  # before the Snapshot: a late joiner sees no ghost
-            configured = self.wiring.settings.capabilities.retained_to_wildcards
-            if configured is False or (configured is None and not self._marker_seen):
+            if configured is False or missed:
                 self._refuse("wildcards", REFUSE_WILDCARDS.format(url=conn.url))
             else:
                 self._refusals.pop("wildcards", None)
@@ -385,7 +404,7 @@ class _ReplicaCheck:
             return
         self._tries += 1
         self._conn.unsubscribe([self._topic])
-        self._conn.subscribe([Subscription(self._topic, qos=0)])
+        self._conn.subscribe([Subscription(self._topic, qos=0)], on_refused=lambda _: self._finish(None))
         self._observer.wiring.network.call_later(REPLICA_WAIT, self._timed_out)
 
     def _timed_out(self) -> None:

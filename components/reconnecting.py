@@ -52,7 +52,8 @@ class Wiring:
 
     def __post_init__(self) -> None:
         if self.protocols is None:
-            object.__setattr__(self, "protocols", ProtocolMemory(prefer_v5=self.settings.protocol == "5"))
+            qos1 = self.settings.capabilities.qos1_subscriptions is not False
+            object.__setattr__(self, "protocols", ProtocolMemory(prefer_v5=self.settings.protocol == "5", qos1_subscriptions=qos1))
 
     @property
     def will_delay(self) -> int:
@@ -149,6 +150,7 @@ class ReconnectingClient:
             self.wiring.settings,
             endpoint=endpoint,
             v5=self.wiring.protocols.v5,  # type: ignore[union-attr]
+            memory=self.wiring.protocols,
             client_id=f"{self._client_prefix}:{epoch}",
             handler=self,
             network=self.wiring.network,

@@ -21,7 +21,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -68,7 +68,7 @@ class SessionStats:
 class PresenceSession:
     def __init__(
         self,
-        broker: BrokerSettings | str,
+        broker: BrokerSettings | str | Sequence[str],
         *,
         org: str,
         rooms: Iterable[str] = (),
@@ -80,7 +80,7 @@ class PresenceSession:
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        settings = BrokerSettings.from_url(broker) if isinstance(broker, str) else broker
+        settings = broker if isinstance(broker, BrokerSettings) else BrokerSettings.from_url(broker)
         check_id(org, kind="org")
         rooms = tuple(check_id(room, kind="room") for room in rooms)
         if leave_grace < 0:

@@ -16,6 +16,7 @@ import pytest
 
 from bench.brokers import NatsCluster
 from components import BrokerSettings, PresenceSession
+from components.capabilities import BrokerCapabilities
 from components.leases import CLOCK_SKEW
 
 from helpers import Watcher, end_process, join_process, wait_for
@@ -24,6 +25,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 GRACE = 2.0
 LEASE = 10.0
+NATS = BrokerCapabilities(qos1_subscriptions=False)
+"""As docs/BROKERS.md says to configure NATS: a QoS 1 subscription there is a JetStream
+consumer, which stalls for a minute or more when the node leading it dies."""
 FAILOVER_BOUND = 15.0
 """The issue's bound: a device whose node dies is online everywhere again within 15 s."""
 
@@ -32,7 +36,7 @@ def node_first(cluster: NatsCluster, node: int, prefix: str, *, avoid: int | Non
     """Every node's URL (but `avoid`'s), starting with `node`, where this client
     connects first (unless that node stalls: then the next)."""
     urls = [url for url in cluster.urls[node:] + cluster.urls[:node] if url != (None if avoid is None else cluster.url(avoid))]
-    return BrokerSettings.from_url(urls, keepalive=5, topic_prefix=prefix)
+    return BrokerSettings.from_url(urls, keepalive=5, topic_prefix=prefix, capabilities=NATS)
 
 
 @pytest.fixture

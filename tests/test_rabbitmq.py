@@ -38,7 +38,7 @@ def test_what_holds_live_presence_wills_and_leaves(rabbitmq: RabbitMQNode, prefi
     settings = settings_for(rabbitmq, prefix)
     with PresenceSession(settings, org="acme", leave_grace=GRACE) as watching:
         watcher = Watcher(watching)
-        assert wait_until(lambda: watching.observer.connected, 10)
+        assert not watching.wait_synced(10) and watching.refusal is not None  # refused, yet watching live
         assert not watching.observer.connection.v5, "RabbitMQ 3.10 refuses MQTT 5: the kit must speak 3.1.1"
         crash = join_process(settings, user="crash", device="d1", grace=GRACE)
         try:
