@@ -25,6 +25,11 @@ from pathlib import Path
 from components.embedded_broker import free_port, mqtt_ping
 
 NATS = "nats-server"
+
+
+def nats_binary() -> str | None:
+    """nats-server on PATH, or where Debian puts it (/usr/sbin, off a user's PATH)."""
+    return shutil.which(NATS) or shutil.which(NATS, path="/usr/sbin:/usr/local/sbin")
 HEALTH_WAIT = 20.0
 RABBITMQ_WRAPPER = "/usr/sbin/rabbitmq-server"
 """Debian's wrapper: started as root it drops to the `rabbitmq` user."""
@@ -100,10 +105,10 @@ class NatsCluster:
     in streams replicated `size` times (at most 3). Node i keeps its store across
     restarts, so a restarted node rejoins with its data."""
 
-    def __init__(self, size: int = 3, *, binary: str = NATS) -> None:
-        path = shutil.which(binary)
+    def __init__(self, size: int = 3) -> None:
+        path = nats_binary()
         if path is None:
-            raise FileNotFoundError(f"{binary} not found (Debian/Ubuntu: apt-get install nats-server)")
+            raise FileNotFoundError(f"{NATS} not found (Debian/Ubuntu: apt-get install nats-server)")
         self.binary = path
         self.size = size
         self.dir = Path(tempfile.mkdtemp(prefix="nats-cluster-"))

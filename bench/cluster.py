@@ -7,7 +7,6 @@ lease. NATS 2.9 speaks MQTT 3.1.1: no will delay, so a crash shows offline at on
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 import uuid
@@ -16,7 +15,7 @@ from components import BrokerSettings, PresenceSession
 from components.capabilities import BrokerCapabilities
 from components.leases import CLOCK_SKEW
 
-from .brokers import NatsCluster
+from .brokers import NatsCluster, nats_binary
 from .context import Bench
 from .detection import GRACE, KEEPALIVE, WATCHERS, detection_line, measure, offline_seconds
 from .harness import Watcher, end_process, join_process, wait_for
@@ -35,7 +34,7 @@ def _settings(cluster: NatsCluster, node: int, prefix: str) -> BrokerSettings:
 
 def run(bench: Bench) -> Section:
     section = Section("Row 1 on a NATS cluster: crash detection across nodes")
-    if shutil.which("nats-server") is None:
+    if nats_binary() is None:
         section.error = "nats-server is not installed (apt-get install nats-server)"
         return section
     runs = 1 if bench.quick else 5

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 
+from .brokers import nats_binary
+
 COLUMNS = ("row", "measurement", "median", "unit", "spread", "compared with", "ratio", "goal", "verdict")
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 NOT_MEASURED = "n/a"
@@ -135,7 +137,7 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "paho-mqtt": _version("paho-mqtt"),
         "mosquitto": _tool_version(["mosquitto", "-h"], r"mosquitto version (\S+)"),
-        "nats-server": _tool_version(["nats-server", "--version"], r"nats-server: v(\S+)"),
+        "nats-server": _tool_version([nats_binary() or "nats-server", "--version"], r"nats-server: v(\S+)"),
         "streamlit": _version("streamlit"),
     }
 

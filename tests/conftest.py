@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from components import BrokerSettings, PresenceSession
-from bench.brokers import NatsCluster, RabbitMQNode, rabbitmq_available
+from bench.brokers import NatsCluster, RabbitMQNode, nats_binary, rabbitmq_available
 from components.embedded_broker import MosquittoBroker
 
 from helpers import Watcher
@@ -47,7 +47,7 @@ def own_broker() -> Iterator[MosquittoBroker]:
 def nats_cluster() -> Iterator[NatsCluster]:
     """Three nats-server nodes (JetStream, MQTT) for one test module. Tests that kill a
     node restart it before they end, so the next test finds the whole cluster."""
-    if shutil.which("nats-server") is None:
+    if nats_binary() is None:
         pytest.skip("nats-server is not installed (apt-get install nats-server)")
     cluster = NatsCluster(3).start()
     yield cluster
