@@ -2,7 +2,8 @@
 epochs, and (later) Streamlit widgets on top. The public API is `__all__`."""
 
 from .app_file import load_app_file, load_app_text
-from .broker import BrokerSettings
+from .broker import BrokerSettings, Endpoint
+from .capabilities import BrokerCapabilities
 from .device import Device
 from .errors import (
     BrokerUnreachable,
@@ -47,6 +48,7 @@ from .topics import Topic, TopicScheme
 
 __all__ = [
     "AppSettings",
+    "BrokerCapabilities",
     "BrokerConfig",
     "BrokerSettings",
     "BrokerUnreachable",
@@ -59,6 +61,7 @@ __all__ = [
     "CursorMoved",
     "CursorOverlaySettings",
     "Device",
+    "Endpoint",
     "Event",
     "IdentityConfig",
     "InvalidBrokerUrl",

@@ -151,7 +151,8 @@ class PresenceKit:
         stats = self.session.stats()
         where = f"embedded {self.embedded.kind} at {stats.broker}" if self.embedded else stats.broker
         if stats.connected:
-            return f"Connected to {where}."
+            refusal = self.session.refusal
+            return f"Connected to {where}, but presence is refused: {refusal}" if refusal else f"Connected to {where}."
         return f"Broker {where} unreachable, retrying: {stats.last_error or 'connecting…'}"
 
     def private_receipt_rooms(self) -> frozenset[str]:

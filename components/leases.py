@@ -61,8 +61,11 @@ class LeaseBook:
         """Lapsed states a renewal of their lease brings back."""
         self._of_lease: dict[str, set[Key]] = {}
         self._deadlines: list[tuple[float, int, str | Key]] = []
-        """(until, tie-break, a lease name or a device key): checked when due, stale
-        entries are skipped then (a renewal pushes a new one rather than moving the old)."""
+        """(until, tie-break, a lease name or a device key), at most one due per key
+        (`_due`): a later until is looked at when the earlier one comes, so renewals
+        push nothing; entries superseded by an earlier one are skipped when they come,
+        and the heap is rebuilt from `_due` if they ever outnumber it (a hostile flood)."""
+        self._due: dict[str | Key, float] = {}
         self._order = itertools.count()
 
     def valid_until(self, state: DevicePresence) -> float:
@@ -83,11 +86,11 @@ class LeaseBook:
             return True
         if state.lease:
             self._of_lease.setdefault(state.lease, set()).add(key)
-        if self._due(state, wall):
+        if self._is_due(state, wall):
             self._lapsed[key] = state
             return False
         self._live[key] = state
-        heapq.heappush(self._deadlines, (state.until, next(self._order), key))
+        self._schedule(key, state.until)
         return True
 
     def release(self, user: str, device: str | None) -> None:
@@ -105,7 +108,7 @@ class LeaseBook:
     def renew(self, lease: str, until: float, *, wall: float) -> list[tuple[str, DevicePresence]]:
         """A lease document arrived. Returns the lapsed devices it brings back."""
         self._leases[lease] = until
-        heapq.heappush(self._deadlines, (until, next(self._order), lease))
+        self._schedule(lease, until)
         if until + CLOCK_SKEW <= wall:
             return []
         back = []
@@ -135,21 +138,42 @@ class LeaseBook:
         """The devices whose state lapsed by `wall`, each with the state that lapsed."""
         lapsed: list[tuple[str, DevicePresence]] = []
         while self._deadlines and self._deadlines[0][0] + CLOCK_SKEW <= wall:
-            until, _, what = heapq.heappop(self._deadlines)
+            when, _, what = heapq.heappop(self._deadlines)
+            if self._due.get(what) != when:
+                continue  # superseded by an earlier deadline of the same key
+            del self._due[what]
             if isinstance(what, str):
-                if self._leases.get(what) == until:  # not renewed since
+                until = self._leases.get(what)
+                if until is not None and until > when:
+                    self._schedule(what, until)  # renewed since
+                elif until is not None:
                     lapsed += self._lapse_lease(what, wall)
             else:
                 state = self._live.get(what)
-                if state is not None and state.until == until and self._due(state, wall):
+                if state is None or state.until is None:
+                    continue
+                if state.until > when:
+                    self._schedule(what, state.until)  # a newer state of the device
+                elif self._is_due(state, wall):
                     lapsed.append(self._to_lapsed(what))
+                # else its lease covers it: the lease's own deadline looks again
         return lapsed
 
+    def _schedule(self, key: str | Key, when: float) -> None:
+        pending = self._due.get(key)
+        if pending is not None and pending <= when:
+            return
+        self._due[key] = when
+        heapq.heappush(self._deadlines, (when, next(self._order), key))
+        if len(self._deadlines) > 2 * len(self._due) + 1024:
+            self._deadlines = [(due, next(self._order), k) for k, due in self._due.items()]
+            heapq.heapify(self._deadlines)
+
     def _lapse_lease(self, lease: str, wall: float) -> list[tuple[str, DevicePresence]]:
-        keys = [key for key in self._of_lease.get(lease, ()) if key in self._live and self._due(self._live[key], wall)]
+        keys = [key for key in self._of_lease.get(lease, ()) if key in self._live and self._is_due(self._live[key], wall)]
         return [self._to_lapsed(key) for key in keys]
 
-    def _due(self, state: DevicePresence, wall: float) -> bool:
+    def _is_due(self, state: DevicePresence, wall: float) -> bool:
         return self.valid_until(state) + CLOCK_SKEW <= wall
 
     def _to_lapsed(self, key: Key) -> tuple[str, DevicePresence]:

@@ -45,8 +45,8 @@ def own_broker() -> Iterator[MosquittoBroker]:
 
 @pytest.fixture(scope="module")
 def nats_cluster() -> Iterator[NatsCluster]:
-    """Three nats-server nodes (JetStream, MQTT) for one test module. Tests that kill a
-    node restart it before they end, so the next test finds the whole cluster."""
+    """Three nats-server nodes (JetStream, MQTT) for one test module; a test may kill
+    nodes (`restart` brings one back)."""
     if nats_binary() is None:
         pytest.skip("nats-server is not installed (apt-get install nats-server)")
     cluster = NatsCluster(3).start()

@@ -4,7 +4,7 @@ get the exact state, a device whose node is killed fails over to another node an
 online, and a device killed together with its node (whose will dies with it) is shown
 offline everywhere within its lease + 15 s, with no ghost for a late joiner.
 
-One cluster serves the module; a test that kills a node restarts it before it ends."""
+One cluster serves the module; a node a test killed is restarted before the next test."""
 
 from __future__ import annotations
 
@@ -37,6 +37,15 @@ def node_first(cluster: NatsCluster, node: int, prefix: str, *, avoid: int | Non
     connects first (unless that node stalls: then the next)."""
     urls = [url for url in cluster.urls[node:] + cluster.urls[:node] if url != (None if avoid is None else cluster.url(avoid))]
     return BrokerSettings.from_url(urls, keepalive=5, topic_prefix=prefix, capabilities=NATS)
+
+
+@pytest.fixture(autouse=True)
+def whole_cluster(nats_cluster: NatsCluster) -> NatsCluster:
+    """Every node up (restarted if an earlier test killed it) when a test starts."""
+    for node in range(nats_cluster.size):
+        if not nats_cluster.alive(node):
+            nats_cluster.restart(node)
+    return nats_cluster
 
 
 @pytest.fixture
@@ -124,7 +133,6 @@ def test_killing_the_node_of_a_live_device_fails_it_over_and_it_stays_online(nat
         print(f"failed over and re-announced {took:.2f} s after its node was killed")
     finally:
         end_process(device)
-        nats_cluster.restart(doomed)
 
 
 def test_a_device_killed_with_its_node_is_offline_everywhere_within_its_lease(nats_cluster: NatsCluster, prefix: str, sessions) -> None:
@@ -149,4 +157,3 @@ def test_a_device_killed_with_its_node_is_offline_everywhere_within_its_lease(na
         print(f"shown offline {took:.2f} s after the device and its node were killed (lease {LEASE:.0f} s)")
     finally:
         end_process(device)
-        nats_cluster.restart(doomed)

@@ -181,3 +181,18 @@ def test_the_will_of_a_connection_attempt_never_announced_does_not_end_a_leased_
     presence(state, "old", "d1", {"status": "online", "epoch": 10, "since": 1.0}, wall=1000.0)
     presence(state, "old", "d1", {"status": "offline", "epoch": 11, "since": 2.0}, wall=1000.0)
     assert status(state, "old") == "offline"
+
+
+def test_a_flood_of_renewals_keeps_one_deadline_per_lease() -> None:
+    """Renewals push nothing while an earlier deadline of the same lease is pending, and
+    a flood of ever earlier ones (hostile) cannot grow the heap without bound."""
+    book = LeaseBook()
+    for i in range(10_000):
+        book.renew("mallory/p1", 1_000.0 + i, wall=0.0)
+    for i in range(10_000):
+        book.renew("mallory/p2", 1e9 - i, wall=0.0)
+    assert len(book._deadlines) <= 2 * 2 + 1024 + 1
+    state = DevicePresence(device="d1", status="online", epoch=1, since=0.0, until=100.0, lease="mallory/p1")
+    book.hold("ana", state, wall=0.0)
+    assert book.lapse(wall=10_998.0 + CLOCK_SKEW) == []  # the lease's latest until still covers her
+    assert book.lapse(wall=10_999.0 + CLOCK_SKEW) == [("ana", state)]
