@@ -1,6 +1,7 @@
 """`python -m bench [--quick] [--out docs/BENCHMARKS.md] [--rows 1,3]`
 
-Starts its own Mosquitto on a free loopback port, runs the row groups, prints one
+Starts its own Mosquitto (and, for row 1's cluster lines, a 3-node NATS cluster) on free
+loopback ports, runs the row groups, prints one
 table and writes it, with the machine it ran on, to --out. Exit status: 0 when every
 row ran (whatever its figures: people judge them, not CI), 1 when a row could not run
 (its error is in the table's notes), 2 when nothing can run (no mosquitto).
@@ -17,12 +18,13 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from . import big_org, cursor_path, detection, fanout, history, scale, snapshot, throughput
+from . import big_org, cluster, cursor_path, detection, fanout, history, lease_cost, scale, snapshot, throughput
 from .context import Bench
 from .report import Section, load_average, machine, render, table
 
 GROUPS: list[tuple[frozenset[int], str, Callable[[Bench], Section]]] = [
     (frozenset({1, 2}), "Rows 1 and 2: crash detection and graceful leave", detection.run),
+    (frozenset({1}), "Row 1 on a NATS cluster: crash detection across nodes", cluster.run),
     (frozenset({3}), "Row 3: late-joiner snapshot", snapshot.run),
     (frozenset({4}), "Row 4: observer throughput", throughput.run),
     (frozenset({2, 5}), "Row 5: cursor path", cursor_path.run),
@@ -30,6 +32,7 @@ GROUPS: list[tuple[frozenset[int], str, Callable[[Bench], Section]]] = [
     (frozenset({7}), "Row 7: fan-out", fanout.run),
     (frozenset({8}), "Row 8: chat history", history.run),
     (frozenset({9}), "Row 9: big org", big_org.run),
+    (frozenset({10}), "Row 10: what the lease costs", lease_cost.run),
 ]
 
 
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description="Measure the presence kit against bare paho-mqtt and the anchors.")
     parser.add_argument("--quick", action="store_true", help="fewer runs and smaller loads, under a minute (checks the command works)")
     parser.add_argument("--out", type=Path, default=Path("docs/BENCHMARKS.md"), help="where to write the table (default docs/BENCHMARKS.md)")
-    parser.add_argument("--rows", default="1,2,3,4,5,6,7,8,9", help="comma-separated row numbers to run (default all)")
+    parser.add_argument("--rows", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated row numbers to run (default all)")
     args = parser.parse_args(argv)
     try:
         rows = {int(r) for r in args.rows.split(",") if r.strip()}

@@ -79,6 +79,24 @@ def measure(settings: BrokerSettings, watchers: list[Watcher], signum: signal.Si
             end_process(proc)
 
 
+def detection_line(row: str, what: str, times: list[float], kind: str) -> Line:
+    """A detection row: median, max and spread against its bound (and, for crashes,
+    the anchors)."""
+    worst, bound = max(times), BOUNDS[kind]
+    crash = row.startswith("1")
+    return Line(
+        row,
+        what,
+        median(times),
+        "s",
+        f"max {fmt(worst)} s; {spread(times, 's')}",
+        f"bound {BOUND_TEXT[kind]}; anchors {ANCHORS} (ratio to Ably)" if crash else f"bound {BOUND_TEXT[kind]}",
+        median(times) / ABLY if crash else None,
+        f"max <= {fmt(bound)} s",
+        verdict(worst <= bound, why_not=f"max {fmt(worst)} s > {fmt(bound)} s"),
+    )
+
+
 def run(bench: Bench) -> Section:
     section = Section("Rows 1 and 2: crash detection and graceful leave")
     runs = 2 if bench.quick else 5
@@ -95,21 +113,7 @@ def run(bench: Bench) -> Section:
         ]
         for row, signum, what, stagger in kinds:
             times = measure(settings, watchers, signum, runs, stagger=stagger)
-            worst = max(times)
-            bound = BOUNDS[signum.name]
-            section.lines.append(
-                Line(
-                    row,
-                    f"{what}, until all {WATCHERS} watchers show offline (KA {KEEPALIVE} s, G {fmt(GRACE)} s)",
-                    median(times),
-                    "s",
-                    f"max {fmt(worst)} s; {spread(times, 's')}",
-                    f"bound {BOUND_TEXT[signum.name]}; anchors {ANCHORS} (ratio to Ably)" if row.startswith("1") else f"bound {BOUND_TEXT[signum.name]}",
-                    median(times) / ABLY if row.startswith("1") else None,
-                    f"max <= {fmt(bound)} s",
-                    verdict(worst <= bound, why_not=f"max {fmt(worst)} s > {fmt(bound)} s"),
-                )
-            )
+            section.lines.append(detection_line(row, f"{what}, until all {WATCHERS} watchers show offline (KA {KEEPALIVE} s, G {fmt(GRACE)} s)", times, signum.name))
     finally:
         for session in sessions:
             session.close(timeout=1.0)

@@ -111,19 +111,27 @@ class Watcher:
         return None
 
 
-def join_process(settings, *, user: str, device: str, org: str = "acme", keepalive: int = 5, grace: float = 2.0) -> subprocess.Popen[str]:
-    """`python -m components join ...` as a child; returns once it is online."""
+def join_process(
+    settings, *, user: str, device: str, org: str = "acme", keepalive: int = 5, grace: float = 2.0, lease: float | None = None
+) -> subprocess.Popen[str]:
+    """`python -m components join ...` as a child (on every URL of `settings`, in
+    order); returns once it is online."""
     proc = python_child(
         "-m", "components", "join",
-        "--broker", f"mqtt://{settings.host}:{settings.port}",
+        "--broker", settings.url,
         "--org", org, "--user", user, "--device", device,
         "--keepalive", str(keepalive), "--leave-grace", str(grace),
         "--protocol", settings.protocol, "--topic-prefix", settings.topic_prefix,
+        *(["--lease", str(lease)] if lease is not None else []),
+        *(arg for item in settings.capabilities.items() for arg in ("--capability", item)),
     )
     line = proc.stdout.readline() if proc.stdout else ""
     if '"joined"' not in line:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        errors = proc.stderr.read() if proc.stderr else ""
         end_process(proc)
-        raise AssertionError(f"join did not come online: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+        raise AssertionError(f"join did not come online: {line!r} {errors}")
     return proc
 
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 
+from .brokers import nats_binary
+
 COLUMNS = ("row", "measurement", "median", "unit", "spread", "compared with", "ratio", "goal", "verdict")
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 NOT_MEASURED = "n/a"
@@ -110,12 +112,12 @@ def _cpu_model() -> str:
     return platform.processor() or "?"
 
 
-def _mosquitto_version() -> str:
+def _tool_version(command: list[str], pattern: str) -> str:
     try:
-        out = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, timeout=5).stdout
+        out = subprocess.run(command, capture_output=True, text=True, timeout=5).stdout
     except (OSError, subprocess.TimeoutExpired):
         return "?"
-    match = re.search(r"mosquitto version (\S+)", out)
+    match = re.search(pattern, out)
     return match.group(1) if match else "?"
 
 
@@ -134,7 +136,8 @@ def machine() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "paho-mqtt": _version("paho-mqtt"),
-        "mosquitto": _mosquitto_version(),
+        "mosquitto": _tool_version(["mosquitto", "-h"], r"mosquitto version (\S+)"),
+        "nats-server": _tool_version([nats_binary() or "nats-server", "--version"], r"nats-server: v(\S+)"),
         "streamlit": _version("streamlit"),
     }
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from components import BrokerSettings, PresenceChanged, PresenceSession
 from components.embedded_broker import MosquittoBroker
+from components.lease_keeper import DEFAULT_LEASE
 
 from .proxy import ChaosProxy
 
@@ -38,6 +39,9 @@ ROOM = "floor"
 SWEEP = 6.0
 """Mosquitto 2.0 checks keepalives on a ~5 s sweep with a whole-second clock."""
 REANNOUNCE = 5.0
+FAILOVER_BOUND = 15.0
+"""Cluster mode: a node killed until its devices are online elsewhere at every watcher;
+also added to the lease for a device killed with its node (issue 14)."""
 REPO = Path(__file__).resolve().parent.parent
 
 Key = tuple[str, str]
@@ -56,6 +60,10 @@ class Config:
     grace: float = 2.0
     broker_every: int = 2
     """Every n-th round restarts the broker (alternating without and with persistence)."""
+    lease: float | None = None
+    """Devices' lease (None: the kit's default)."""
+    capabilities: tuple[str, ...] = ()
+    """Broker capabilities as NAME=VALUE (the CLI's --capability), for every session."""
     seed: int | None = None
 
 
@@ -78,14 +86,22 @@ class Figures:
     """Broker back (no persistence) until every watcher showed every live device."""
     ghost_cleared_s: list[float] = field(default_factory=list)
     """Broker back (persistence) until no watcher showed a device killed while it was down."""
+    node_kills: int = 0
+    node_restarts: int = 0
+    failover_s: list[float] = field(default_factory=list)
+    """Cluster mode: a node killed until every device it held showed a new connection at every watcher."""
+    lapse_s: list[float] = field(default_factory=list)
+    """Cluster mode: a host killed with its devices' node until no watcher showed them."""
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def bounds_kept(self, grace: float) -> bool:
+    def bounds_kept(self, grace: float, *, lease: float = DEFAULT_LEASE) -> bool:
         return (
             not (self.ghosts or self.false_offlines or self.flickers or self.stale_typing or self.stale_cursors)
             and all(t <= REANNOUNCE for t in self.reannounce_s)
             and all(t <= REANNOUNCE + grace for t in self.ghost_cleared_s)
+            and all(t <= FAILOVER_BOUND for t in self.failover_s)
+            and all(t <= lease + FAILOVER_BOUND for t in self.lapse_s)
         )
 
     def to_json(self) -> dict:
@@ -93,15 +109,19 @@ class Figures:
 
 
 class Host:
-    """One device-host process (its devices, the command pipe, its pid)."""
+    """One device-host process (its devices, the command pipe, its pid). Each device is
+    `user:device:PORT` (one proxy port each) or, with `broker`, `user:device` on that
+    comma-separated URL list."""
 
-    def __init__(self, index: int, keys: list[Key], ports: dict[Key, int], cfg: Config, prefix: str) -> None:
+    def __init__(self, index: int, keys: list[Key], targets: list[str], cfg: Config, prefix: str, *, broker: str | None = None) -> None:
         self.index = index
         self.keys = keys
+        self.broker = broker
         self._args = [
             sys.executable, "-m", "chaos.host", "--org", ORG, "--room", ROOM, "--topic-prefix", prefix,
             "--keepalive", str(cfg.keepalive), "--leave-grace", str(cfg.grace),
-            *(f"{u}:{d}:{ports[(u, d)]}" for u, d in keys),
+            *(["--broker", broker] if broker else []), *(["--lease", str(cfg.lease)] if cfg.lease else []),
+            *(arg for item in cfg.capabilities for arg in ("--capability", item)), *targets,
         ]  # fmt: skip
         self.proc: subprocess.Popen[str] | None = None
 
@@ -168,6 +188,9 @@ class Watch:
 
 
 class Chaos:
+    late_sync_wait = 10.0
+    """Seconds a late joiner has to get its snapshot."""
+
     def __init__(self, cfg: Config, *, log=print) -> None:  # noqa: ANN001
         self.cfg = cfg
         self.log = log
@@ -194,31 +217,44 @@ class Chaos:
         return BrokerSettings(host="127.0.0.1", port=self.broker.port, keepalive=self.cfg.keepalive, topic_prefix=self.prefix)
 
     # -- lifecycle ------------------------------------------------------------------------------
+    ready_wait = 20.0
+    """Seconds hosts (and, halved, watchers) have to come online at the start."""
+
     def __enter__(self) -> Chaos:
+        self.hosts, watcher_settings = self._set_up()
+        for host in self.hosts:
+            host.start()
+        for settings in watcher_settings:
+            self.watches.append(Watch(PresenceSession(settings, org=ORG, rooms=[ROOM], leave_grace=self.cfg.grace).start()))
+        if not all(h.wait_ready(self.ready_wait) for h in self.hosts):
+            raise RuntimeError("device hosts did not come online")
+        if not all(w.session.wait_synced(self.ready_wait / 2) for w in self.watches):
+            raise RuntimeError("watchers did not sync")
+        self._settle_check("start", deadline=time.monotonic() + self.cfg.grace + 1)
+        return self
+
+    def _set_up(self) -> tuple[list[Host], list[BrokerSettings]]:
+        """Start the broker side; the hosts to run and each watcher's settings."""
         self.broker.start()
         self.proxy.start()
         for key in self.ports:
             self.ports[key] = self.proxy.add_route(f"{key[0]}/{key[1]}")
         keys = list(self.ports)
         per = -(-len(keys) // self.cfg.hosts)
-        self.hosts = [Host(i, keys[i * per:(i + 1) * per], self.ports, self.cfg, self.prefix) for i in range(self.cfg.hosts)]
-        for host in self.hosts:
-            host.start()
-        for _ in range(self.cfg.watchers):
-            session = PresenceSession(self.settings, org=ORG, rooms=[ROOM], leave_grace=self.cfg.grace).start()
-            self.watches.append(Watch(session))
-        if not all(h.wait_ready() for h in self.hosts):
-            raise RuntimeError("device hosts did not come online")
-        if not all(w.session.wait_synced(10) for w in self.watches):
-            raise RuntimeError("watchers did not sync")
-        self._settle_check("start", deadline=time.monotonic() + self.cfg.grace + 1)
-        return self
+        hosts = []
+        for i in range(self.cfg.hosts):
+            mine = keys[i * per:(i + 1) * per]
+            hosts.append(Host(i, mine, [f"{u}:{d}:{self.ports[(u, d)]}" for u, d in mine], self.cfg, self.prefix))
+        return hosts, [self.settings] * self.cfg.watchers
 
     def __exit__(self, *exc: object) -> None:
         for host in self.hosts:
             host.kill()
         for watch in self.watches:
             watch.session.close(timeout=1.0)
+        self._tear_down()
+
+    def _tear_down(self) -> None:
         self.proxy.stop()
         self.broker.cleanup()
 
@@ -230,14 +266,17 @@ class Chaos:
             n += 1
             if self.cfg.soak and n > 100_000:
                 break
-            if self.cfg.broker_every and n % self.cfg.broker_every == 0:
-                self.broker_round(n, persistent=(n // self.cfg.broker_every) % 2 == 0)
-            else:
-                self.device_round(n)
+            self.play(n)
             self.figures.rounds = n
             self.log(json.dumps({"round": n, **{k: v for k, v in self.figures.to_json().items() if isinstance(v, int)}}))
         self.figures.seconds = round(time.monotonic() - started, 1)
         return self.figures
+
+    def play(self, n: int) -> None:
+        if self.cfg.broker_every and n % self.cfg.broker_every == 0:
+            self.broker_round(n, persistent=(n // self.cfg.broker_every) % 2 == 0)
+        else:
+            self.device_round(n)
 
     def device_round(self, n: int) -> None:
         cfg, rng = self.cfg, self.rng
@@ -291,12 +330,17 @@ class Chaos:
             deadline = cut_at + 1.5 * cfg.keepalive + SWEEP + cfg.grace + 1
         self.log(f"round {n}: killed host {victim.index if victim else '-'}, restarted {[h.index for h in restarted]}, froze {freeze}, thawed {sorted(thawed)}, cut {cut}")
         self._settle_check(f"round {n}", deadline=deadline)
+        self._count_dips(n, cut_at, expected, "after a quick reconnect")
+
+    def _count_dips(self, n: int, since: float, expected: dict[str, int], when: str) -> None:
+        """Flickers: a watcher showed one of these users with fewer live devices than
+        they kept (`expected`) at some moment since `since`."""
         for watch in self.watches:
             for user, count in expected.items():
-                dips = [e for e in watch.changes_since(cut_at, user) if e.presence is None or e.presence.devices < count]
+                dips = [e for e in watch.changes_since(since, user) if e.presence is None or e.presence.devices < count]
                 if dips:
                     self.figures.flickers += len(dips)
-                    self.figures.failures.append(f"round {n}: {user} flickered after a quick reconnect: {dips}")
+                    self.figures.failures.append(f"round {n}: {user} flickered {when}: {dips}")
 
     def broker_round(self, n: int, *, persistent: bool) -> None:
         cfg = self.cfg
@@ -364,7 +408,7 @@ class Chaos:
         alive_users = {u for u, _ in alive}
         late = PresenceSession(self.settings, org=ORG, rooms=[ROOM], leave_grace=self.cfg.grace).start()
         try:
-            if not late.wait_synced(10):
+            if not late.wait_synced(self.late_sync_wait):
                 self.figures.failures.append(f"{label}: a late joiner did not sync")
             for name, session in [*((f"watcher {i}", w.session) for i, w in enumerate(self.watches)), ("late joiner", late)]:
                 self.figures.checks += 1

@@ -1,7 +1,8 @@
 """A device host: one process running several headless devices of the kit, each with
-its own session and proxy port (so the controller can freeze or cut one device).
+its own session and proxy port (so the controller can freeze or cut one device), or,
+with --broker, every device on that list of broker URLs (a cluster's nodes).
 
-    python -m chaos.host --broker-port-of user:device:PORT ... (see the parser)
+    python -m chaos.host [--broker URL,URL...] user:device[:PORT] ... (see the parser)
 
 Prints `ready` once every device is connected, then obeys lines on stdin:
     type USER DEVICE        typing in the room (ttl 60 s)
@@ -16,6 +17,8 @@ import sys
 import time
 
 from components import BrokerSettings, PresenceSession
+from components.capabilities import BrokerCapabilities
+from components.lease_keeper import DEFAULT_LEASE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,16 +28,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic-prefix", default="")
     parser.add_argument("--keepalive", type=int, default=2)
     parser.add_argument("--leave-grace", type=float, default=2.0)
-    parser.add_argument("devices", nargs="+", metavar="USER:DEVICE:PORT")
+    parser.add_argument("--lease", type=float, default=DEFAULT_LEASE)
+    parser.add_argument("--capability", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--broker", help="comma-separated broker URLs for every device (instead of a port each)")
+    parser.add_argument("devices", nargs="+", metavar="USER:DEVICE[:PORT]")
     args = parser.parse_args(argv)
-    sessions: list[PresenceSession] = []
+    sessions: dict[str, PresenceSession] = {}  # one per URL: with --broker, one for all (one lease)
     devices = {}
     for spec in args.devices:
-        user, device, port = spec.split(":")
-        settings = BrokerSettings(host="127.0.0.1", port=int(port), keepalive=args.keepalive, topic_prefix=args.topic_prefix)
-        session = PresenceSession(settings, org=args.org, rooms=[args.room], leave_grace=args.leave_grace, observe=False).start()
-        sessions.append(session)
-        devices[(user, device)] = session.open_device(user=user, device=device)
+        user, device, *port = spec.split(":")
+        url = args.broker or f"mqtt://127.0.0.1:{port[0]}"
+        if url not in sessions:
+            settings = BrokerSettings.from_url(url, keepalive=args.keepalive, topic_prefix=args.topic_prefix, capabilities=BrokerCapabilities.parse(args.capability))
+            sessions[url] = PresenceSession(settings, org=args.org, rooms=[args.room], leave_grace=args.leave_grace, lease=args.lease, observe=False).start()
+        devices[(user, device)] = sessions[url].open_device(user=user, device=device)
     deadline = time.monotonic() + 15
     while not all(d.connected for d in devices.values()) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -46,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                 device.typing(args.room, ttl=60)
             elif words[0] == "cursor" and len(words) == 5:
                 device.move_cursor(args.room, float(words[3]), float(words[4]))
-    for session in sessions:
+    for session in sessions.values():
         session.close(timeout=1.0)
     return 0
 

@@ -16,6 +16,8 @@ _EXPORTS = {
     "load_app_file": "app_file",
     "load_app_text": "app_file",
     "BrokerSettings": "broker",
+    "Endpoint": "broker",
+    "BrokerCapabilities": "capabilities",
     "Device": "device",
     "BrokerUnreachable": "errors",
     "ConfigError": "errors",

@@ -30,6 +30,7 @@ from typing import Any, TextIO
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from jsonschema.exceptions import best_match
 
+from .capabilities import BrokerCapabilities
 from .errors import ConfigError, ConfigProblem
 from .history_url import HistoryUrl, passwords_in, url_problem
 from .schema_files import load_schema
@@ -425,6 +426,7 @@ def _settings(data: dict, *, base_dir: Path | None) -> AppSettings:
             broker,
             protocol=str(broker["protocol"]),  # YAML reads `protocol: 5` as a number
             tls=None if tls is None else _typed(TlsConfig, {k: _file(v, base_dir) for k, v in tls.items()}),
+            capabilities=_typed(BrokerCapabilities, broker["capabilities"]),
         ),
         rooms_on_demand=_typed(RoomsOnDemandConfig, data["rooms_on_demand"]),
         identity=_typed(IdentityConfig, data["identity"]),

@@ -5,7 +5,9 @@ Two kinds of account:
 - a **server account** (the Streamlit server, one per deployment): it opens the device
   connections of many users, so it may read and write every topic of its org;
 - a **user account** (a bot, an agent, a direct mqtt.js client) may read the whole org
-  but write only topics where its own user id is the user level.
+  but write only topics where its own user id is the user level, its processes' leases
+  (`lease/ORG/USER/+`) included. A server's leases are `lease/ORG/SERVER/+`, so no user
+  id may equal a server account's name.
 
 Why explicit `user` blocks and not `pattern ... %u`: Mosquitto substitutes %u only as a
 whole topic level, so the username would have to be the bare user id. Then two orgs on
@@ -67,7 +69,7 @@ def user_account_name(user: str, org: str) -> str:
 
 
 def _org_kinds() -> tuple[str, ...]:
-    return ("presence", *ROOM_KINDS)
+    return ("presence", "lease", *ROOM_KINDS)
 
 
 def server_account(name: str, *, org: str, scheme: TopicScheme) -> Account:
@@ -87,6 +89,7 @@ def user_account(user: str, *, org: str, scheme: TopicScheme) -> Account:
     p = scheme.prefix
     rules = [Rule("read", f"{p}{kind}/{org}/#") for kind in _org_kinds()]
     rules += [Rule("write", f"{p}presence/{org}/{user}"), Rule("write", f"{p}presence/{org}/{user}/+")]
+    rules.append(Rule("write", f"{p}lease/{org}/{user}/+"))  # the leases of its own processes (leases.py)
     for kind in ROOM_KINDS:
         tail = f"{user}/+" if kind in _DEVICE_KINDS else user
         rules.append(Rule("write", f"{p}{kind}/{org}/+/{tail}"))
@@ -105,6 +108,10 @@ def accounts_for(*, org: str, server_accounts: Iterable[str], users: Iterable[st
         found[account.username] = account
     if not any(a.user is None for a in found.values()):
         raise ValueError("at least one server account is needed")
+    servers = {a.username for a in found.values() if a.user is None}
+    if clash := sorted(servers & {a.user for a in found.values() if a.user is not None}):
+        # a server's leases are lease/ORG/SERVER/...: a user of that id could renew them
+        raise ValueError(f"user id {clash[0]!r} is also a server account's name: rename one of them")
     return list(found.values())
 
 

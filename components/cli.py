@@ -41,16 +41,19 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from .broker import BrokerSettings
+from .capabilities import BrokerCapabilities
 from .errors import ConfigError, PresenceKitError
 from .events import Event, PresenceChanged, Snapshot
 from .ids import check_id
+from .lease_keeper import DEFAULT_LEASE
 from .presence import UserPresence
 from .reconnecting import ReconnectingClient
 from .session import PresenceSession
 
 CONNECT_TIMEOUT = 10.0
 EXIT_BROKER_UNREACHABLE = 3
-EXIT_SUBSCRIPTION_REFUSED = 4
+EXIT_BROKER_REFUSED = 4
+"""The broker cannot give a correct snapshot (capabilities.py), said in one line."""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -58,12 +61,16 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def broker_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+        sub.add_argument("--broker", required=True, metavar="URL[,URL...]", help="mqtt://HOST:PORT or mqtts://HOST:PORT; several, comma-separated: the nodes of a cluster, tried in order")
         sub.add_argument("--org", required=True)
         sub.add_argument("--protocol", choices=["5", "3.1.1"], default="5", help="MQTT version (default 5)")
         sub.add_argument("--keepalive", type=int, default=30, metavar="SECONDS")
         sub.add_argument("--leave-grace", type=float, default=2.0, metavar="SECONDS")
+        sub.add_argument("--lease", type=float, default=DEFAULT_LEASE, metavar="SECONDS", help=f"how long a device's presence holds without renewal (default {DEFAULT_LEASE:.0f})")
         sub.add_argument("--topic-prefix", default="", metavar="PREFIX")
+        sub.add_argument("--capability", action="append", default=[], metavar="NAME=VALUE",
+                         help="what the broker can do, as the app file's broker.capabilities (repeatable), e.g. qos1_subscriptions=false for NATS")
+        sub.add_argument("--verbose", action="store_true", help="log reconnects, failovers and broker capabilities to stderr")
 
     watch = commands.add_parser("watch", help="print presence changes as JSON lines")
     broker_options(watch)
@@ -97,16 +104,21 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> BrokerSettings:
-    return BrokerSettings.from_url(args.broker, protocol=args.protocol, keepalive=args.keepalive, topic_prefix=args.topic_prefix)
+    return BrokerSettings.from_url(
+        args.broker, protocol=args.protocol, keepalive=args.keepalive, topic_prefix=args.topic_prefix,
+        capabilities=BrokerCapabilities.parse(args.capability),
+    )  # fmt: skip
 
 
 def _await_first_connect(client: ReconnectingClient, ready: Callable[[], bool]) -> str | None:
-    """Wait until `ready()`; give the reason when the first attempt fails or time runs out."""
+    """Wait until `ready()`; give the reason when an attempt on every broker URL has
+    failed, or time runs out."""
     deadline = time.monotonic() + CONNECT_TIMEOUT
+    nodes = len(client.wiring.settings.endpoints)
     while time.monotonic() < deadline:
         if ready():
             return None
-        if client.last_error and client.connects == 0:
+        if client.failures >= nodes and client.connects == 0:
             return client.last_error
         time.sleep(0.05)
     return client.last_error or "timed out"
@@ -170,15 +182,14 @@ class _WatchPrinter:
 def _watch(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     rooms = [check_id(args.room, kind="room")] if args.room else []
-    session = PresenceSession(_settings(args), org=args.org, rooms=rooms, leave_grace=args.leave_grace).start()
+    session = PresenceSession(_settings(args), org=args.org, rooms=rooms, leave_grace=args.leave_grace, lease=args.lease).start()
     try:
-        observer = session.observer
-        assert observer is not None
-        if (error := _await_first_connect(observer, lambda: session.synced or observer.refusal)) is not None:
+        assert session.observer is not None
+        if (error := _await_first_connect(session.observer, lambda: session.synced or session.refusal is not None)) is not None:
             return _unreachable(error)
-        if observer.refusal:
-            print(f"error: {observer.refusal}", file=sys.stderr)
-            return EXIT_SUBSCRIPTION_REFUSED
+        if session.refusal is not None:
+            print(f"error: {session.refusal}", file=sys.stderr)
+            return EXIT_BROKER_REFUSED
         session.subscribe(_WatchPrinter(sys.stdout, room=args.room))
         _wait(stop)
     finally:
@@ -191,7 +202,7 @@ def _join(args: argparse.Namespace) -> int:
     device_id = args.device or f"cli-{secrets.token_hex(4)}"
     check_id(args.user, kind="user")
     check_id(device_id, kind="device")
-    session = PresenceSession(_settings(args), org=args.org, rooms=args.room, leave_grace=args.leave_grace, observe=False).start()
+    session = PresenceSession(_settings(args), org=args.org, rooms=args.room, leave_grace=args.leave_grace, lease=args.lease, observe=False).start()
     try:
         device = session.open_device(user=args.user, device=device_id, name=args.name)
         if (error := _await_first_connect(device, lambda: device.connected)) is not None:
@@ -285,9 +296,22 @@ def _unreachable(reason: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    # what goes wrong reaches the user as one `error:` line each (below); the library's
-    # own warnings would repeat it in other words
-    logging.basicConfig(level=logging.ERROR, format="%(message)s")
+    # errors reach stderr as one line each, below; the kit's log only with --verbose
+    kit_log = logging.getLogger(__package__)
+    if getattr(args, "verbose", False):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        return _command(args)
+    propagates = kit_log.propagate
+    kit_log.propagate = False  # and Python's last-resort handler stays silent: no handler is missing
+    kit_log.addHandler(silent := logging.NullHandler())
+    try:
+        return _command(args)
+    finally:  # main() may run inside another program (or a test): leave its logging as it was
+        kit_log.removeHandler(silent)
+        kit_log.propagate = propagates
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         if args.command == "watch":
             return _watch(args)
@@ -307,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .app_file import schema_command
 
             return schema_command(stdout=sys.stdout)
-    except PresenceKitError as exc:
+    except (PresenceKitError, ValueError) as exc:  # bad input: an id, a URL, a lease
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,14 +2,15 @@
 whose will marks it offline when the connection dies without a goodbye.
 
 On every (re)connect it takes a new epoch and publishes, retained and QoS 1 on
-`presence/{org}/{user}/{device}`, its status with that epoch; the will is the same
-document with status offline and `will_delay`, the seconds the broker waits before it
-publishes it (its `since` is when the connection started: a watcher that sees it fire
-dates the departure, see presence.py). Watchers ignore lower epochs, and the device
-watches its own topic: if an older epoch (a stale will, or an observer's "last seen"
-for it) or an empty payload overwrites it, it re-asserts itself at once (guarantee 3).
-A clean `close()` publishes offline and waits for the broker's ack, because a clean
-DISCONNECT discards the will.
+`presence/{org}/{user}/{device}`, its status with that epoch and its lease (`until`
+and the process's lease it names, leases.py); the will is the same document with
+status offline and `will_delay`, the seconds the broker waits before it publishes it
+(its `since` is when the connection started: a watcher that sees it fire dates the
+departure, see presence.py). Watchers ignore lower epochs, and the device watches its
+own topic: if an older epoch (a stale will, or an observer's "last seen" for it) or an
+empty payload overwrites it, it re-asserts itself at once (guarantee 3). A clean
+`close()` publishes offline and waits for the broker's ack, because a clean DISCONNECT
+discards the will.
 
 Methods are safe to call from any thread; MQTT work runs on the network thread.
 """
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 LiveStatus = Literal["online", "away"]
 MAX_CURSOR_HZ = 20.0
 OUTBOX_LIMIT = 100
+RESUBSCRIBE_EVERY = 1.0
 
 
 class Device(ReconnectingClient):
@@ -87,6 +89,10 @@ class Device(ReconnectingClient):
         doc: dict[str, Any] = {"status": status, "epoch": self.epoch, "since": round(since, 3)}
         if will_delay is not None:
             doc["will_delay"] = will_delay
+        lease = self.wiring.lease
+        if lease is not None and status != "offline":
+            doc["until"] = round(lease.valid_until(), 3)
+            doc["lease"] = lease.name
         if self.name:
             doc["name"] = self.name
         if self.avatar:
@@ -116,7 +122,7 @@ class Device(ReconnectingClient):
     # -- connection hooks (network thread) -------------------------------------------------
     def _on_connected(self, conn: Connection) -> None:
         self._announce(conn)
-        conn.subscribe([Subscription(self._topic, qos=1)])
+        self._watch_own_topic(conn)
         with self._lock:
             receipts = dict(self._receipts)
             outbox, self._outbox = self._outbox, []
@@ -124,6 +130,15 @@ class Device(ReconnectingClient):
             self._publish_receipt(conn, room, up_to)
         for topic, payload in outbox:
             conn.publish(topic, payload, qos=1, retain=False)
+
+    def _watch_own_topic(self, conn: Connection) -> None:
+        """Subscribe to our own presence topic (stale wills, probes); a refused
+        subscription is asked again every second while the connection lives."""
+
+        def again(_: list[str]) -> None:
+            self.wiring.network.call_later(RESUBSCRIBE_EVERY, lambda: self._watch_own_topic(conn) if conn is self._conn and self.connected else None)
+
+        conn.subscribe([Subscription(self._topic, qos=1)], on_refused=again)
 
     def _announce(self, conn: Connection) -> None:
         conn.publish(self._topic, self._presence(self._status, self._since), qos=1, retain=True)

@@ -97,8 +97,9 @@ class PresenceKit(WidgetMethods):
 
     # -- the server side -----------------------------------------------------------------
     def _connect_to(self) -> BrokerSettings:
-        """Where to connect: `MQTT_URL`, else the app file's broker, else an embedded
-        broker started here (stopped with the lifespan)."""
+        """Where to connect: `MQTT_URL` (one URL, or several separated by commas: the
+        nodes of a cluster), else the app file's broker (a URL or a list), else an
+        embedded broker started here (stopped with the lifespan)."""
         broker = self.settings.broker
         url = self._environ.get(BROKER_URL_VARIABLE) or broker.url
         protocol = broker.protocol
@@ -116,6 +117,7 @@ class PresenceKit(WidgetMethods):
             ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
             cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
             key_file=str(tls.key_file) if tls and tls.key_file else None,
+            capabilities=broker.capabilities,
         )
 
     @contextlib.asynccontextmanager
@@ -147,6 +149,7 @@ class PresenceKit(WidgetMethods):
             rooms=settings.rooms,
             leave_grace=settings.broker.leave_grace,
             last_seen_retention=settings.broker.last_seen_retention,
+            lease=settings.broker.lease,
             history=self.chat_history(),
             cursor_ttl=max((w.hide_after for w in self.widgets_of(CursorOverlaySettings)), default=DEFAULT_CURSOR_TTL),
             devices_per_user=settings.limits.devices_per_user,
@@ -202,7 +205,11 @@ class PresenceKit(WidgetMethods):
             return "Presence server not running in this process."
         stats = self.session.stats()
         where = f"embedded {self.embedded.kind} at {stats.broker}" if self.embedded else stats.broker
-        note = f"Connected to {where}." if stats.connected else f"Broker {where} unreachable, retrying: {stats.last_error or 'connecting…'}"
+        if stats.connected:
+            refusal = self.session.refusal
+            note = f"Connected to {where}, but presence is refused: {refusal}" if refusal else f"Connected to {where}."
+        else:
+            note = f"Broker {where} unreachable, retrying: {stats.last_error or 'connecting…'}"
         if stats.history is not None and not stats.history.available and stats.history.last_error:
             note += " Chat history is unavailable (retrying): new messages cannot be sent and only recent ones are shown."
         return note

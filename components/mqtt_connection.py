@@ -1,8 +1,8 @@
 """One MQTT connection: the only module that imports paho-mqtt.
 
-A Connection is one paho Client with one client id and one will, used once: a
-reconnect is a new Connection with a new epoch (client ids are never reused). It is
-driven by a NetworkLoop through paho's external-loop API (`loop_read`, `loop_write`,
+A Connection is one paho Client with one client id and one will, to one broker node in
+one protocol, used once: a reconnect is a new Connection with a new epoch (client ids
+are never reused), maybe to another node. It is driven by a NetworkLoop through paho's external-loop API (`loop_read`, `loop_write`,
 `loop_misc` and the socket callbacks), so many connections share one thread.
 
 paho callbacks here only decode and hand off to the handler; they never raise (an
@@ -13,10 +13,11 @@ paho return and reason codes become MqttError with the code's name.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol as TypingProtocol
 
 import paho.mqtt.client as paho
@@ -25,7 +26,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from .broker import BrokerSettings
+from .broker import BrokerSettings, Endpoint
+from .capabilities import Features, ProtocolMemory
 from .errors import BrokerUnreachable, MqttError
 
 if TYPE_CHECKING:
@@ -43,9 +45,9 @@ class Will:
     qos: int = 1
     retain: bool = True
     delay: int = 0
-    """MQTT 5 Will Delay Interval in seconds (ignored on 3.1.1)."""
+    """MQTT 5 Will Delay Interval in seconds (ignored where the broker has no will delay)."""
     expiry: int | None = None
-    """MQTT 5 Message Expiry Interval in seconds (ignored on 3.1.1)."""
+    """MQTT 5 Message Expiry Interval in seconds (ignored where the broker has none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +55,22 @@ class Subscription:
     filter: str
     qos: int
     retain_handling: int = 0
-    """MQTT 5: 0 send retained, 2 never send retained (3.1.1 always sends them)."""
+    """MQTT 5: 0 send retained, 2 never send retained (3.1.1, and brokers without retain
+    handling, always send them)."""
 
 
 class ConnectionHandler(TypingProtocol):
     def handle_connected(self, conn: Connection) -> None: ...
     def handle_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None: ...
     def handle_lost(self, conn: Connection, reason: str) -> None: ...
+
+
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+"""Linux only; elsewhere the delayed ACK stays."""
+
+UNSUPPORTED_PROTOCOL = 132
+"""CONNACK reason code (0x84; 3.1.1's return code 1 reads as it) of a broker that does
+not speak the protocol version asked for."""
 
 
 def _check(operation: str, rc: MQTTErrorCode | int) -> None:
@@ -84,6 +95,11 @@ class PublishHandle:
     def __init__(self, info: paho.MQTTMessageInfo) -> None:
         self._info = info
 
+    @property
+    def done(self) -> bool:
+        """Acknowledged by the broker (non-blocking: fine on the network thread)."""
+        return self._info.is_published()
+
     def wait(self, timeout: float) -> bool:
         try:
             self._info.wait_for_publish(timeout)  # returns None: ask whether it got there
@@ -97,6 +113,9 @@ class Connection:
         self,
         settings: BrokerSettings,
         *,
+        endpoint: Endpoint,
+        v5: bool,
+        memory: ProtocolMemory | None = None,
         client_id: str,
         handler: ConnectionHandler,
         network: NetworkLoop,
@@ -104,14 +123,26 @@ class Connection:
         session_expiry: int = 0,
     ) -> None:
         self.settings = settings
+        self.endpoint = endpoint
         self.client_id = client_id
-        self.v5 = settings.protocol == "5"
+        self.features = Features.of(settings.capabilities, v5=v5)
+        self.v5 = v5
+        self._memory = memory
+        self.socket_opened = False
+        """TCP (and TLS) connected and CONNECT sent."""
+        self.connacked = False
+        """A CONNACK arrived (accepting or not)."""
+        self.refused_v5 = False
+        """The broker answered an MQTT 5 CONNECT with 'unsupported protocol version'."""
+        self.abandoned = False
+        """Given up waiting for its CONNACK (which says nothing about the protocol)."""
         self._handler = handler
         self._network = network
         self._session_expiry = session_expiry
         self._lost = False
         self._lost_lock = threading.Lock()
-        self._suback: dict[int, tuple[list[str], Callable[[], None] | None, Callable[[str], None] | None]] = {}
+        self._suback: dict[int, tuple[list[Subscription], Callable[[], None] | None, Callable[[list[str]], None] | None]] = {}
+        self._puback: dict[int, Callable[[], None]] = {}
         client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -119,9 +150,10 @@ class Connection:
             **({} if self.v5 else {"clean_session": True}),
         )
         client.suppress_exceptions = True  # second line of defence: our callbacks catch too
+        client.max_inflight_messages = self.features.inflight
         if settings.username is not None:
             client.username_pw_set(settings.username, settings.password)
-        if settings.tls:
+        if endpoint.tls:
             client.tls_set(
                 ca_certs=settings.ca_file,
                 certfile=settings.cert_file,
@@ -134,19 +166,24 @@ class Connection:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_socket_register_write
         client.on_socket_unregister_write = self._on_socket_unregister_write
         self._client = client
 
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
     def _will_properties(self, will: Will) -> Properties | None:
         if not self.v5:
             return None
         props = Properties(PacketTypes.WILLMESSAGE)
-        if will.delay:
+        if will.delay and self.features.will_delay:
             props.WillDelayInterval = will.delay
-        if will.expiry:
+        if will.expiry and self.features.message_expiry:
             props.MessageExpiryInterval = will.expiry
         return props
 
@@ -160,11 +197,11 @@ class Connection:
             props.SessionExpiryInterval = self._session_expiry
         try:
             kwargs = {"clean_start": True, "properties": props} if self.v5 else {}
-            rc = self._client.connect(self.settings.host, self.settings.port, self.settings.keepalive, **kwargs)
+            rc = self._client.connect(self.endpoint.host, self.endpoint.port, self.settings.keepalive, **kwargs)
         except (OSError, ssl.SSLError, ValueError) as exc:
-            raise BrokerUnreachable("connect", -1, f"{self.settings.url}: {exc}") from None
+            raise BrokerUnreachable("connect", -1, f"{self.url}: {exc}") from None
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            raise BrokerUnreachable("connect", int(rc), f"{self.settings.url}: {paho.error_string(rc)}")
+            raise BrokerUnreachable("connect", int(rc), f"{self.url}: {paho.error_string(rc)}")
 
     def socket(self):  # noqa: ANN201 - a socket or SSLSocket
         return self._client.socket()
@@ -176,6 +213,19 @@ class Connection:
         self._client.loop_read()
         return self._client._last_bytes_received != before
 
+    def acknowledge_promptly(self) -> None:
+        """Have the kernel ACK what arrives at once rather than delay the ACK (up to 40
+        ms). Brokers such as Mosquitto leave Nagle's algorithm on, so a second small
+        packet they send waits for our ACK of the first; a client with nothing to send
+        delays that ACK, and an exchange of two small packets stalls 40 ms (measured:
+        a first snapshot in 90 ms instead of 8). Linux's TCP_QUICKACK does not stick:
+        the loop calls this on every wake-up of the socket."""
+        if _QUICKACK is not None:
+            try:
+                self._client.socket().setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except (OSError, AttributeError):
+                pass  # closed meanwhile
+
     def loop_write(self) -> None:
         self._client.loop_write()
 
@@ -186,13 +236,20 @@ class Connection:
         return self._client.want_write()
 
     # -- operations (thread-safe in paho; subscribe on the loop thread) --------------
-    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool, expiry: int | None = None) -> PublishHandle:
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int, retain: bool, expiry: int | None = None, on_ack: Callable[[], None] | None = None
+    ) -> PublishHandle:
+        """Publish; with QoS 1, `on_ack` runs on the loop thread when PUBACK arrives
+        (call on the loop thread then, so the PUBACK cannot beat its mid's record)."""
         props = None
-        if self.v5 and expiry:
+        if self.features.message_expiry and expiry:
             props = Properties(PacketTypes.PUBLISH)
             props.MessageExpiryInterval = expiry
         info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
         _check(f"publish to {topic}", info.rc)
+        if on_ack is not None and qos > 0:
+            self._network.assert_loop_thread()
+            self._puback[info.mid] = on_ack
         return PublishHandle(info)
 
     def subscribe(
@@ -200,21 +257,27 @@ class Connection:
         subscriptions: Sequence[Subscription],
         *,
         on_ack: Callable[[], None] | None = None,
-        on_refused: Callable[[str], None] | None = None,
+        on_refused: Callable[[list[str]], None] | None = None,
     ) -> None:
-        """Subscribe. When SUBACK arrives, on the loop thread: `on_ack` if the broker
-        granted every filter, else `on_refused` with one line naming each refused filter
-        and the broker's reason (a refused subscription is never taken for success). Call
-        on the loop thread, so the SUBACK cannot be handled before its mid is known."""
+        """Subscribe; `on_ack` runs on the loop thread when SUBACK arrives, or, when the
+        broker refused some filters and `on_refused` is given, `on_refused(refused)`
+        instead, each entry naming a filter and the broker's reason (a refused
+        subscription is never taken for success). A refused QoS 1 filter is first
+        subscribed again at QoS 0 (and, through `memory`, every later one:
+        capabilities.py). Call on the loop thread, so the SUBACK cannot be handled before
+        its mid is known."""
         self._network.assert_loop_thread()
+        if self._memory is not None and not self._memory.qos1_subscriptions:
+            subscriptions = [replace(s, qos=0) for s in subscriptions]
         if self.v5:
-            topics = [(s.filter, SubscribeOptions(qos=s.qos, retainHandling=s.retain_handling)) for s in subscriptions]
+            handling = self.features.retain_handling
+            topics = [(s.filter, SubscribeOptions(qos=s.qos, retainHandling=s.retain_handling if handling else 0)) for s in subscriptions]
         else:
             topics = [(s.filter, s.qos) for s in subscriptions]
         rc, mid = self._client.subscribe(topics)
         _check("subscribe", rc)
         if mid is not None:
-            self._suback[mid] = ([s.filter for s in subscriptions], on_ack, on_refused)
+            self._suback[mid] = (list(subscriptions), on_ack, on_refused)
 
     def unsubscribe(self, filters: Sequence[str]) -> None:
         rc, _ = self._client.unsubscribe(list(filters))
@@ -224,18 +287,31 @@ class Connection:
         """Clean DISCONNECT: the broker discards the will (paho sends none either)."""
         self._client.disconnect()
 
+    def abandon(self, reason: str) -> None:
+        """Give up on a connection that never got its CONNACK: the handler hears it as
+        lost (once) and the socket is closed. Loop thread."""
+        self.abandoned = True
+        self._mark_lost(f"{self.url}: {reason}")
+        self._client.disconnect()
+
     # -- paho callbacks: decode and hand off, never raise ----------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        self.connacked = True
         try:
             if reason_code.is_failure:
-                self._mark_lost(f"broker refused the connection: {reason_code}")
+                self.refused_v5 = self.v5 and reason_code.value == UNSUPPORTED_PROTOCOL
+                self._mark_lost(f"{self.url} refused the connection: {reason_code}")
             else:
+                receive_maximum = getattr(properties, "ReceiveMaximum", None) if self.v5 else None
+                if receive_maximum:  # the broker's limit on our QoS 1 publishes in flight
+                    self.features = Features.of(self.settings.capabilities, v5=True, receive_maximum=receive_maximum)
+                    client._max_inflight_messages = self.features.inflight  # the setter refuses once connected
                 self._handler.handle_connected(self)
         except Exception:  # noqa: BLE001 - a callback must never raise into paho
             log.exception("connected handler failed for %s", self.client_id)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
-        self._mark_lost(f"disconnected: {reason_code}")
+        self._mark_lost(f"{self.url}: disconnected: {reason_code}" if self.connacked else f"{self.url} closed the connection before CONNACK")
 
     def _mark_lost(self, reason: str) -> None:
         # paho may report one loss twice (a refused CONNACK, then the socket close);
@@ -260,25 +336,35 @@ class Connection:
             log.exception("message handler failed for %s", self.client_id)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
-        filters, on_ack, on_refused = self._suback.pop(mid, ([], None, None))
-        refused = [
-            f"{filters[i] if i < len(filters) else '?'!r} ({rc}, code {int(rc.value)})"
-            for i, rc in enumerate(reason_codes)
-            if getattr(rc, "is_failure", False)
-        ]
+        subscriptions, on_ack, on_refused = self._suback.pop(mid, ([], None, None))
+        refused_codes = [(s, rc) for s, rc in zip(subscriptions, reason_codes) if getattr(rc, "is_failure", False)]
+        refused = [s for s, _ in refused_codes]
         try:
+            if refused and self._memory is not None and all(s.qos > 0 for s in refused):
+                if self._memory.refuse_qos1():
+                    log.warning("%s refused a QoS 1 subscription: subscribing at QoS 0 (see docs/BROKERS.md)", self.url)
+                self.subscribe([replace(s, qos=0) for s in refused], on_ack=on_ack, on_refused=on_refused)
+                return
+            named = [f"{s.filter!r} ({rc}, code {int(rc.value)})" for s, rc in refused_codes]
             if refused:
-                why = f"broker refused the subscription to {', '.join(refused)}"
-                if on_refused is not None:
-                    on_refused(why)  # the caller says it where people look
-                else:
-                    log.warning("%s: %s", self.client_id, why)
+                log.warning("%s: subscription refused: %s", self.client_id, ", ".join(named))
+            if refused and on_refused is not None:
+                on_refused(named)
             elif on_ack is not None:
                 on_ack()
         except Exception:  # noqa: BLE001
             log.exception("SUBACK handler failed for %s", self.client_id)
 
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+        on_ack = self._puback.pop(mid, None)
+        if on_ack is not None:
+            try:
+                on_ack()
+            except Exception:  # noqa: BLE001
+                log.exception("PUBACK handler failed for %s", self.client_id)
+
     def _on_socket_open(self, client, userdata, sock) -> None:  # noqa: ANN001
+        self.socket_opened = True  # before the loop watches it, so a close is seen after
         self._network.watch(self, sock)
 
     def _on_socket_close(self, client, userdata, sock) -> None:  # noqa: ANN001

@@ -50,6 +50,40 @@ class Timer:
         self.cancelled = True
 
 
+class Alarm:
+    """One timer for a deadline that moves: `arm(at)` keeps the earliest deadline asked
+    for, and `fire` (run on the loop thread when it is due) re-arms it as needed.
+    `clock` is the clock `at` is read on (wall or monotonic)."""
+
+    def __init__(self, network: NetworkLoop, *, clock: Callable[[], float], fire: Callable[[], None]) -> None:
+        self._network = network
+        self._clock = clock
+        self._fire = fire
+        self._timer: Timer | None = None
+        self._at: float | None = None
+
+    @property
+    def at(self) -> float | None:
+        """When it fires next (on its clock), if it is armed."""
+        return self._at
+
+    def arm(self, at: float | None) -> None:
+        if at is None or (self._at is not None and self._at <= at):
+            return
+        self.cancel()
+        self._at = at
+        self._timer = self._network.call_later(max(0.0, at - self._clock()), self._due)
+
+    def _due(self) -> None:
+        self._timer = self._at = None
+        self._fire()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._at = None
+
+
 class NetworkLoop:
     def __init__(self, *, name: str = "mqtt-network", connectors: int = 2, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._name = name
@@ -204,6 +238,7 @@ class NetworkLoop:
 
     def _service(self, conn: Connection, sock: socket.socket, mask: int) -> None:
         if mask & selectors.EVENT_READ:
+            conn.acknowledge_promptly()
             # paho reads one packet per loop_read; keep reading while it makes progress
             for _ in range(MAX_READS_PER_WAKE):
                 if not conn.loop_read() or self._connections.get(sock) is not conn:

@@ -18,7 +18,23 @@ queued, and a lost offline is a ghost):
 A room added later (rooms on demand) takes the same three steps for its own topics,
 and its own marker emits RoomSynced when its retained receipts are complete.
 On 3.1.1 (no retain handling) the live subscription repeats some retained messages;
-they are equal to what is held and change nothing.
+they are equal to what is held and change nothing. A refused subscription is never taken
+for success: the observer records why (`refusal`, `last_error`) and connects again.
+
+Capabilities checked at every snapshot (capabilities.py): before subscribing to the
+snapshot, the observer stores a retained marker on its sync topic, and the snapshot
+includes `sync/{org}/+`. A broker that delivers retained messages to wildcard
+subscriptions hands the marker back before the echo; one that does not (RabbitMQ 3.10)
+would show every late joiner an empty org, so the observer refuses: it keeps applying
+live messages but never reports itself synced, and says why (`refusal`). With several
+broker URLs, a short-lived connection to another node then reads the marker too: a
+broker that keeps retained messages per node is refused the same way. The marker is
+cleared afterwards.
+
+Leases (leases.py): a timer at the state's next lease deadline shows lapsed devices
+offline; the observer then publishes, retained, the offline their will would have
+carried (same epoch), so the broker's state says so too. Every watcher does it and the
+documents are alike; a device that is alive after all re-asserts itself at once.
 
 Chat history: with a `record` callback (the session's history writer), every chat the
 state accepts, whoever sent it, is handed over as it arrives; the callback only queues.
@@ -67,12 +83,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .capabilities import REFUSE_PER_NODE, REFUSE_WILDCARDS
+from .errors import InvalidPayload
 from .events import ChatMessage, ChatReceived, CursorMoved, Event, RoomSynced, TypingChanged
 from .mqtt_connection import Connection, Subscription
-from .network_loop import Timer
+from .network_loop import Alarm, Timer
 from .org_state import FiredWill, OrgState
-from .errors import InvalidPayload
 from .payloads import decode, encode
+from .presence import DevicePresence
 from .reconnecting import ReconnectingClient, Wiring
 from .topics import RETAINED_KINDS, ROOM_KINDS, Topic
 
@@ -89,6 +107,18 @@ PROBE_TIMEOUT = 1.0
 """Seconds a probed device has to answer before it is marked offline."""
 PROBE_LIMIT = 1000
 """Devices probed after one reconnect, so a probe never floods the broker."""
+SNAPSHOT_TIMEOUT = 30.0
+"""Seconds from CONNACK to the end of the snapshot, else connect again (a NATS node that
+lost its JetStream quorum accepts connections but acknowledges nothing)."""
+MARKER = b"retained?"
+"""The retained marker of the capability checks (on the observer's own sync topic)."""
+MARKER_TRIES = 3
+"""Snapshots in a row without the marker (each on a new connection) before refusing."""
+MARKER_EXPIRY = 60
+"""MQTT 5 message expiry of the marker, in case the observer dies before clearing it."""
+REPLICA_TRIES = 3
+REPLICA_WAIT = 1.0
+"""Seconds another node has, per try, to hand back the retained marker."""
 LAST_SEEN_STAGGER = 0.5
 """Most seconds an observer waits (a random part of it) before it says when a device
 whose will fired was last seen; the first observer to speak silences the others."""
@@ -140,12 +170,18 @@ class Observer(ReconnectingClient):
         self._syncing_rooms: set[str] = set()
         """Rooms added on demand whose marker has not come back: their retained messages
         reach listeners in their RoomSynced, not one by one."""
-        self._expiry_timer: Timer | None = None
-        self._expiry_at: float | None = None
+        self._marker_seen = False
+        self._marker_misses = 0
+        self._replicas_checked = wiring.settings.capabilities.retained_replicated is not None or len(wiring.settings.endpoints) == 1
+        self._refusals: dict[str, str] = {}
+        """Why this broker cannot give a correct snapshot, by check (then `synced` never sets)."""
+        self.settled = threading.Event()
+        """A snapshot ended, synced or refused."""
+        self._lapse_alarm = Alarm(wiring.network, clock=wiring.wall, fire=self._lapse)
+        self.lapsed = 0
+        self._expiry_alarm = Alarm(wiring.network, clock=wiring.monotonic, fire=self._expire)
         self._reap_timer: Timer | None = None
         self.synced = threading.Event()
-        self.refusal: str | None = None
-        """Why the broker refused a subscription of the last connection, if it did."""
         self.snapshots = 0
         self.reaped = 0
         self._suspects: dict[tuple[str, str], int] = {}
@@ -161,7 +197,7 @@ class Observer(ReconnectingClient):
 
     def _live_subscriptions(self) -> list[Subscription]:
         scheme, org = self.wiring.scheme, self.wiring.org
-        subs = [Subscription(f, qos=1, retain_handling=2) for f in scheme.presence_filters(org)]
+        subs = [Subscription(f, qos=1, retain_handling=2) for f in (*scheme.presence_filters(org), scheme.lease_filter(org))]
         for room in self.state.rooms:
             subs += self._room_live(room)
         subs.append(Subscription(self._sync_topic, qos=0))
@@ -178,7 +214,8 @@ class Observer(ReconnectingClient):
         return [self.wiring.scheme.snapshot_filter(kind, self.wiring.org, room) for kind in ROOM_KINDS if kind in RETAINED_KINDS]
 
     def _snapshot_filters(self) -> list[str]:
-        filters = [self.wiring.scheme.snapshot_filter("presence", self.wiring.org)]
+        scheme, org = self.wiring.scheme, self.wiring.org
+        filters = [scheme.snapshot_filter("presence", org), scheme.snapshot_filter("lease", org), self._sync_topic.rpartition("/")[0] + "/+"]
         for room in self.state.rooms:
             filters += self._room_snapshot_filters(room)
         return filters
@@ -192,23 +229,37 @@ class Observer(ReconnectingClient):
     # -- connection hooks (network thread) -------------------------------------------------
     def _on_connected(self, conn: Connection) -> None:
         self.synced.clear()
-        self.refusal = None
+        self.settled.clear()
+        self._marker_seen = False
         self._markers.clear()
         self._sync_topic = self.wiring.scheme.sync_topic(self.wiring.org, f"o{os.getpid()}-{self.epoch}")
         with self._lock:
             self.state.begin_resync()
             self.ready_rooms.clear()
         self._subscribe_then_echo(conn, self._live_subscriptions(), self._snapshot_filters(), rooms=None)
+        self.wiring.network.call_later(SNAPSHOT_TIMEOUT, lambda: self._snapshot_overdue(conn))
 
     def _subscribe_then_echo(self, conn: Connection, live: list[Subscription], snapshot: list[str], *, rooms: tuple[str, ...] | None) -> None:
         """Live first (so nothing is missed between the two), then the retained snapshot
-        at QoS 0, then our marker: when it comes back, the snapshot is complete."""
+        at QoS 0, then our marker: when it comes back, the snapshot is complete. The
+        org's snapshot (rooms None) first stores the capability checks' retained marker,
+        acknowledged, so the snapshot can hand it back."""
         retained = [Subscription(f, qos=0) for f in snapshot]
-        conn.subscribe(
-            live,
-            on_ack=lambda: conn.subscribe(retained, on_ack=lambda: self._echo(conn, rooms), on_refused=self._refused),
-            on_refused=self._refused,
-        )
+
+        def take_snapshot() -> None:
+            conn.subscribe(retained, on_ack=lambda: self._echo(conn, rooms), on_refused=lambda refused: self._refused(conn, refused))
+
+        def after_live() -> None:
+            if rooms is None:
+                conn.publish(self._sync_topic, MARKER, qos=1, retain=True, expiry=MARKER_EXPIRY, on_ack=take_snapshot)
+            else:
+                take_snapshot()
+
+        conn.subscribe(live, on_ack=after_live, on_refused=lambda refused: self._refused(conn, refused))
+
+    def _snapshot_overdue(self, conn: Connection) -> None:
+        if conn is self._conn and not self.settled.is_set():
+            conn.abandon(f"no snapshot within {SNAPSHOT_TIMEOUT:.0f} s")
 
     # -- rooms on demand (network thread) ----------------------------------------------------
     def add_room(self, room: str) -> None:
@@ -245,14 +296,18 @@ class Observer(ReconnectingClient):
         if conn is not None and self.connected:
             conn.unsubscribe([s.filter for s in self._room_live(room)])
 
-    def _refused(self, why: str) -> None:
-        """A subscription the snapshot needs was refused: never synced on this
-        connection; `last_error` (and the health route) say which filter and why."""
-        self.refusal = self.last_error = why
-        log.warning("%s", why)
+    def _refused(self, conn: Connection, refused: list[str]) -> None:
+        """A subscription the state needs was refused (each entry names a filter and the
+        broker's reason): never synced on this connection, `refusal`, `last_error` and
+        the health route say which and why, and the observer connects again (half a view
+        is no view; a broker that was electing leaders may grant it next time)."""
+        why = f"broker refused the subscription to {', '.join(refused)}"
+        self._refuse("subscription", why)
+        conn.abandon(why)
 
     def _on_lost(self) -> None:
         self.synced.clear()  # until the next snapshot, what we hold may be stale
+        self.settled.clear()
         if self._probe_timer is not None:
             self._probe_timer.cancel()
         self._forget_last_seen()  # another observer may say it; we would say it late
@@ -267,7 +322,9 @@ class Observer(ReconnectingClient):
 
     def _on_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
         if topic == self._sync_topic:
-            if payload in self._markers:  # anything else on our topic is somebody else's
+            if payload == MARKER:
+                self._marker_seen |= retained  # its live copy is not retained
+            elif payload in self._markers:  # anything else on our topic is somebody else's
                 rooms = self._markers.pop(payload)
                 self._snapshot_complete(conn) if rooms is None else self._rooms_complete(conn, rooms)
             return
@@ -293,8 +350,9 @@ class Observer(ReconnectingClient):
         self._pending += events
         if any(isinstance(event, TypingChanged) for event in events):
             self._schedule_expiry()  # a typing ttl may end before the pending expiry
-        elif isinstance(events[-1], CursorMoved) and (self._expiry_at is None or self._expiry_at > self.wiring.monotonic() + self.state.cursor_ttl):
+        elif isinstance(events[-1], CursorMoved) and (self._expiry_alarm.at is None or self._expiry_alarm.at > self.wiring.monotonic() + self.state.cursor_ttl):
             self._schedule_expiry()  # the cursor ends before the pending expiry (if any)
+        self._schedule_lapse()
 
     def _flush(self) -> None:
         """Hand the events of one network-loop pass to the listeners in one batch."""
@@ -303,16 +361,37 @@ class Observer(ReconnectingClient):
             self._emit(events)
 
     def _snapshot_complete(self, conn: Connection) -> None:
-        if self.synced.is_set():
+        if self.settled.is_set():
             return  # the echo is QoS 0, but be safe against a duplicate
+        configured = self.wiring.settings.capabilities.retained_to_wildcards
+        missed = configured is None and not self._marker_seen
+        self._marker_misses = self._marker_misses + 1 if missed else 0
+        if missed and self._marker_misses < MARKER_TRIES:  # a NATS node electing leaders can miss it once
+            conn.abandon("the retained marker did not come back with the snapshot; checking again")
+            return
+        wall = self.wiring.wall()
         with self._lock:
-            self.state.end_resync()
+            self.state.end_resync(wall=wall)
+            _, lapsed = self.state.lapse(wall=wall)  # before the Snapshot: a late joiner sees no ghost
+            self._refusals.pop("subscription", None)  # every subscription was granted this time
+            if configured is False or missed:
+                self._refuse("wildcards", REFUSE_WILDCARDS.format(url=conn.url))
+            else:
+                self._refusals.pop("wildcards", None)
             self.ready_rooms.update(self.state.rooms)
-            self._emit([*self._pending, self.state.snapshot(complete=True)])
+            self._emit([*self._pending, self.state.snapshot(complete=self.refusal is None)])
             self._pending = []
         conn.unsubscribe(self._snapshot_filters())
         self.snapshots += 1
-        self.synced.set()
+        if self.refusal is None:
+            self.synced.set()
+        self.settled.set()
+        if self._replicas_checked:
+            conn.publish(self._sync_topic, b"", qos=1, retain=True)  # the marker served
+        else:
+            self._check_replicas(conn)
+        self._bury_lapsed(conn, lapsed)
+        self._schedule_lapse()
         self._reap(conn)
         if self._suspects:
             self._probe_timer = self.wiring.network.call_later(REANNOUNCE_WINDOW, lambda: self._probe(conn))
@@ -329,6 +408,62 @@ class Observer(ReconnectingClient):
             self._emit([*self._pending, *synced])
             self._pending = []
         conn.unsubscribe([f for room in rooms for f in self._room_snapshot_filters(room)])
+
+    @property
+    def refusal(self) -> str | None:
+        """Why this broker cannot give a correct snapshot (then `synced` never sets)."""
+        return next(iter(self._refusals.values()), None)
+
+    def _refuse(self, check: str, why: str) -> None:
+        if check not in self._refusals:
+            log.error("presence refused: %s", why)
+        self._refusals[check] = why
+        self.synced.clear()
+
+    # -- capabilities: retained messages across nodes -----------------------------------------
+    def _check_replicas(self, conn: Connection) -> None:
+        """Read the marker (still retained on `conn`'s node) from another node."""
+        self._replicas_checked = True
+        endpoints = self.wiring.settings.endpoints
+        other = endpoints[(endpoints.index(conn.endpoint) + 1) % len(endpoints)]
+        _ReplicaCheck(self, conn, other).start()
+
+    def _replicas_answered(self, marker_topic: str, first_url: str, replicated: bool | None, other_url: str) -> None:
+        """`replicated` None: the other node could not be reached; checked next time."""
+        conn = self.connection
+        if conn is not None:
+            conn.publish(marker_topic, b"", qos=1, retain=True)
+        if replicated is None:
+            self._replicas_checked = False
+        elif not replicated:
+            with self._lock:
+                self._refuse("replicas", REFUSE_PER_NODE.format(first=first_url, second=other_url))
+                self._emit([self.state.snapshot(complete=False)])
+
+    # -- leases ---------------------------------------------------------------------------------
+    def _schedule_lapse(self) -> None:
+        with self._lock:
+            self._lapse_alarm.arm(self.state.next_lapse())
+
+    def _lapse(self) -> None:
+        with self._lock:
+            events, lapsed = self.state.lapse(wall=self.wiring.wall())
+            if events:
+                self._emit(events)
+        conn = self._conn
+        if conn is not None and self.connected:
+            self._bury_lapsed(conn, lapsed)
+        self._schedule_lapse()
+
+    def _bury_lapsed(self, conn: Connection, lapsed: list[tuple[str, DevicePresence]]) -> None:
+        """Publish the offline each lapsed device's will would have carried."""
+        buried = [(user, state) for user, state in lapsed if state.device is not None][:REAP_LIMIT]
+        for user, state in buried:
+            doc = {"status": "offline", "epoch": state.epoch, "since": round(self.state.leases.valid_until(state), 3)}
+            conn.publish(self._device_topic(user, state.device), encode("presence", doc), qos=1, retain=True, expiry=int(self.wiring.last_seen_retention))  # type: ignore[arg-type]
+        self.lapsed += len(lapsed)
+        if lapsed:
+            log.warning("%d devices shown offline: their lease ran out (a broker node died with them?)", len(lapsed))
 
     # -- ghosts of a broker restart --------------------------------------------------------------
     def _still_silent(self) -> list[tuple[str, str, int]]:
@@ -407,16 +542,9 @@ class Observer(ReconnectingClient):
     # -- typing expiry ----------------------------------------------------------------------
     def _schedule_expiry(self) -> None:
         with self._lock:
-            at = self.state.next_expiry()
-        if at is None or (self._expiry_at is not None and self._expiry_at <= at):
-            return
-        if self._expiry_timer is not None:
-            self._expiry_timer.cancel()
-        self._expiry_at = at
-        self._expiry_timer = self.wiring.network.call_later(max(0.0, at - self.wiring.monotonic()), self._expire)
+            self._expiry_alarm.arm(self.state.next_expiry())
 
     def _expire(self) -> None:
-        self._expiry_timer = self._expiry_at = None
         with self._lock:
             events = self.state.expire(mono=self.wiring.monotonic())
             if events:
@@ -446,9 +574,71 @@ class Observer(ReconnectingClient):
 
     def close(self) -> None:
         conn = self._stop_reconnecting()
-        for timer in (self._expiry_timer, self._reap_timer, self._probe_timer):
+        for timer in (self._reap_timer, self._probe_timer):
             if timer is not None:
                 timer.cancel()
+        self._expiry_alarm.cancel()
+        self._lapse_alarm.cancel()
         self._forget_last_seen()
         if conn is not None:
             conn.disconnect()
+
+
+class _ReplicaCheck:
+    """A short-lived connection to another node that subscribes to the observer's sync
+    topic and reports whether the retained marker is there (REPLICA_TRIES tries,
+    REPLICA_WAIT apart, for brokers that replicate asynchronously)."""
+
+    def __init__(self, observer: Observer, conn: Connection, other: object) -> None:
+        self._observer = observer
+        self._origin_url = conn.url
+        wiring = observer.wiring
+        self._topic = observer._sync_topic
+        self._conn = Connection(
+            wiring.settings,
+            endpoint=other,  # type: ignore[arg-type]
+            v5=conn.v5,  # the nodes of one cluster speak the same protocols
+            client_id=f"{observer._client_prefix}:replicas:{wiring.epochs.next()}",
+            handler=self,
+            network=wiring.network,
+        )
+        self._tries = 0
+        self._done = False
+
+    def start(self) -> None:
+        self._observer.wiring.network.connect(self._conn, on_error=lambda exc: self._finish(None))
+
+    def _subscribe(self) -> None:
+        if self._done:
+            return
+        self._tries += 1
+        self._conn.unsubscribe([self._topic])
+        self._conn.subscribe([Subscription(self._topic, qos=0)], on_refused=lambda _: self._finish(None))
+        self._observer.wiring.network.call_later(REPLICA_WAIT, self._timed_out)
+
+    def _timed_out(self) -> None:
+        if not self._done:
+            self._subscribe() if self._tries < REPLICA_TRIES else self._finish(False)
+
+    def _finish(self, replicated: bool | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._conn.connacked:
+            self._conn.disconnect()
+        self._observer._replicas_answered(self._topic, self._origin_url, replicated, self._conn.url)
+
+    # -- ConnectionHandler (network thread) ------------------------------------------------
+    def handle_connected(self, conn: Connection) -> None:
+        self._subscribe()
+
+    def handle_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
+        if topic == self._topic and payload == MARKER and retained:
+            self._finish(True)
+
+    def handle_lost(self, conn: Connection, reason: str) -> None:
+        net = self._observer.wiring.network
+        if not net.in_loop_thread():
+            net.call_soon(lambda: self.handle_lost(conn, reason))
+            return
+        self._finish(None)

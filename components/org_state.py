@@ -12,9 +12,16 @@ is left in `fired` after that receive(), for the observer to say when the device
 last seen (observer.py).
 
 Resync: after (re)subscribing, the broker's retained messages are the truth. Between
-`begin_resync()` and `end_resync()` every device topic and receipt that shows up
+`begin_resync()` and `end_resync()` every device topic, lease and receipt that shows up
 (retained or live) is marked; whatever was held but not seen again was cleared while
 we were away and is dropped at the end.
+
+Leases (leases.py): a device whose lease has lapsed is held as offline (same epoch);
+`lapse(wall)` applies the lapses that are due, `next_lapse()` says when to call it
+next, and a renewal that comes after all brings the device back. An offline of a newer
+connection that was never announced online (the will of a failed connection attempt:
+a NATS node that stalls a CONNECT while its cluster elects leaders fires it anyway)
+does not end a leased live state; the device's next connection or its lease decides.
 """
 
 from __future__ import annotations
@@ -35,9 +42,10 @@ from .events import (
     Snapshot,
     TypingChanged,
 )
+from .leases import LeaseBook
 from .message_ids import from_the_future
 from .payloads import decode
-from .presence import PresenceBook, UserPresence, device_presence
+from .presence import DevicePresence, PresenceBook, UserPresence, device_presence
 from .rooms import DEFAULT_CURSOR_TTL, DEFAULT_PER_USER, RoomState
 from .topics import Topic, TopicScheme
 
@@ -53,6 +61,8 @@ class ReceiveCounters:
     """Valid, but against a rule of the kit (an id from the future)."""
     foreign: int = 0
     stale: int = 0
+    unannounced: int = 0
+    """Offlines of connections never announced online, not applied (see the docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,7 @@ class FiredWill:
 @dataclass
 class _Resync:
     presence: set[tuple[str, str | None]] = field(default_factory=set)
+    leases: set[str] = field(default_factory=set)
     receipts: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -85,6 +96,7 @@ class OrgState:
         self.cursor_ttl = cursor_ttl
         self._room_options = {"history": history, "cursor_ttl": cursor_ttl, "per_user": per_user}
         self.presence = PresenceBook()
+        self.leases = LeaseBook()
         self.rooms: dict[str, RoomState] = {}
         for room in rooms:
             self.add_room(room)
@@ -102,7 +114,7 @@ class OrgState:
             self.counters.foreign += 1
             return []
         if not payload:
-            return self._cleared(topic)
+            return self._cleared(topic, wall=wall)
         try:
             doc = decode(topic.payload_kind, payload)
         except InvalidPayload as exc:
@@ -111,6 +123,8 @@ class OrgState:
             return []
         if topic.kind == "presence":
             return self._presence(topic, doc, retained=retained, wall=wall)
+        if topic.kind == "lease":
+            return self._lease(topic, doc, wall=wall)
         room = self.rooms[topic.room]  # type: ignore[index]
         if topic.kind == "typing":
             if room.set_typing(topic.user, topic.device, doc, mono=mono):  # type: ignore[arg-type]
@@ -141,24 +155,50 @@ class OrgState:
         if self._resync is not None:
             self._resync.presence.add((topic.user, topic.device))
         state = device_presence(topic.device, doc, observed_at=wall, live=not retained)
-        before = self.presence.device(topic.user, topic.device)
+        held = self.presence.device(topic.user, topic.device)
+        if not state.live and held is not None and held.live and held.until is not None and state.epoch > held.epoch:
+            self.counters.unannounced += 1  # a failed attempt's will: the lease bounds the live state
+            return []
         accepted, changed = self.presence.put(topic.user, state)
         if not accepted:
             self.counters.stale += 1
             return []
         if not retained and not state.live and "will_delay" in doc and topic.device is not None and (
-            before is None or before.live or before.epoch != state.epoch
+            held is None or held.live or held.epoch != state.epoch
         ):
             self.fired = FiredWill(topic, doc)
+        if not self.leases.hold(topic.user, state, wall=wall):  # its lease ran out long ago
+            state = state.lapsed(self.leases.valid_until(state))
+            changed = self.presence.put(topic.user, state)[1] or changed
+        return self._device_changed(topic.user, state, changed)
+
+    def _device_changed(self, user: str, state: DevicePresence, changed: UserPresence | None) -> list[Event]:
         events: list[Event] = []
         if not state.live:
-            events += self._forget_device(topic.user, topic.device, changed)
+            events += self._forget_device(user, state.device, changed)
         if changed is not None:
-            events.append(PresenceChanged(topic.user, changed))
+            events.append(PresenceChanged(user, changed))
         return events
 
-    def _cleared(self, topic: Topic) -> list[Event]:
+    def _lease(self, topic: Topic, doc: dict, *, wall: float) -> list[Event]:
+        lease = f"{topic.user}/{topic.device}"
+        if self._resync is not None:
+            self._resync.leases.add(lease)
+        events: list[Event] = []
+        for user, state in self.leases.renew(lease, doc["until"], wall=wall):  # back from a lapse
+            events += self._device_changed(user, state, self.presence.put(user, state)[1])
+        return events
+
+    def _show_lapsed(self, lapsed: list[tuple[str, DevicePresence]]) -> list[Event]:
+        events: list[Event] = []
+        for user, state in lapsed:
+            offline = state.lapsed(self.leases.valid_until(state))
+            events += self._device_changed(user, offline, self.presence.put(user, offline)[1])
+        return events
+
+    def _cleared(self, topic: Topic, *, wall: float) -> list[Event]:
         if topic.kind == "presence":
+            self.leases.release(topic.user, topic.device)
             removed, changed = self.presence.clear(topic.user, topic.device)
             events = self._forget_device(topic.user, topic.device, changed)
             if removed:
@@ -166,6 +206,8 @@ class OrgState:
             elif changed is not None:
                 events.append(PresenceChanged(topic.user, changed))
             return events
+        if topic.kind == "lease":
+            return self._show_lapsed(self.leases.end(f"{topic.user}/{topic.device}", wall=wall))
         if topic.kind == "receipts":
             self.rooms[topic.room].clear_receipt(topic.user)  # type: ignore[index]
         return []
@@ -210,6 +252,17 @@ class OrgState:
     def next_expiry(self) -> float | None:
         return min((t for r in self.rooms.values() if (t := r.next_expiry()) is not None), default=None)
 
+    def lapse(self, *, wall: float) -> tuple[list[Event], list[tuple[str, DevicePresence]]]:
+        """Devices whose lease ran out by `wall` (wall time), shown offline: the events,
+        and each lapsed device with the state it had (an observer may publish the
+        offline its will would have carried)."""
+        lapsed = self.leases.lapse(wall=wall)
+        return self._show_lapsed(lapsed), lapsed
+
+    def next_lapse(self) -> float | None:
+        """Wall time when `lapse` may have something to do."""
+        return self.leases.next_deadline()
+
     # -- resync ---------------------------------------------------------------------
     def begin_resync(self) -> None:
         self._resync = _Resync()
@@ -218,7 +271,7 @@ class OrgState:
     def resyncing(self) -> bool:
         return self._resync is not None
 
-    def end_resync(self) -> list[Event]:
+    def end_resync(self, *, wall: float) -> list[Event]:
         """Drop what the broker no longer holds (cleared while we were not looking)."""
         seen, self._resync = self._resync, None
         if seen is None:
@@ -227,7 +280,9 @@ class OrgState:
         if self.presence.device_count() > len(seen.presence):  # else every held device was seen again
             for user, state in self.presence.devices():
                 if (user, state.device) not in seen.presence:
-                    events += self._cleared(Topic("presence", self.org, user, device=state.device))
+                    events += self._cleared(Topic("presence", self.org, user, device=state.device), wall=wall)
+        for lease in set(self.leases.leases()) - seen.leases:
+            events += self._show_lapsed(self.leases.end(lease, wall=wall))
         for room in self.rooms.values():
             for user in list(room.snapshot().receipts):
                 if (room.room, user) not in seen.receipts:
@@ -245,13 +300,19 @@ class OrgState:
         return Snapshot(users=self.users(), rooms=self.room_snapshots(), complete=complete)
 
     def offline_device_topics(self, *, older_than: float) -> list[Topic]:
-        """Device topics offline since before `older_than` (wall time): retained state
-        that must not pile up, to be cleared with an empty retained message."""
-        return [
+        """Device topics offline since before `older_than` (wall time), and leases that
+        ran out before it: retained state that must not pile up, to be cleared with an
+        empty retained message."""
+        devices = [
             Topic("presence", self.org, user, device=state.device)
             for user, state in self.presence.devices()
             if state.device is not None and not state.live and (state.since or 0) < older_than
         ]
+        leases = []
+        for lease in self.leases.stale_leases(older_than=older_than):
+            owner, holder = lease.split("/")
+            leases.append(Topic("lease", self.org, owner, device=holder))
+        return devices + leases
 
     def surplus_device_topics(self, *, older_than: float) -> list[Topic]:
         """Offline device topics that tell nothing the user's other topics do not: every

@@ -22,8 +22,8 @@ import jsonschema_rs
 from .errors import InvalidPayload
 from .schema_files import load_schema
 
-PayloadKind = Literal["presence", "typing", "cursor", "receipt", "chat", "reaction", "tab-message"]
-PAYLOAD_KINDS: tuple[PayloadKind, ...] = ("presence", "typing", "cursor", "receipt", "chat", "reaction", "tab-message")
+PayloadKind = Literal["presence", "lease", "typing", "cursor", "receipt", "chat", "reaction", "tab-message"]
+PAYLOAD_KINDS: tuple[PayloadKind, ...] = ("presence", "lease", "typing", "cursor", "receipt", "chat", "reaction", "tab-message")
 """MQTT payloads, plus `tab-message`: what a browser tab sends over the kit's WebSocket."""
 
 MAX_PAYLOAD_BYTES = 16 * 1024

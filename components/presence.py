@@ -42,10 +42,19 @@ class DevicePresence:
     since_is_start: bool = False
     """An offline read from a retained will: `since` is when the connection started, a
     lower bound of when the device left, until someone who saw the will fire says."""
+    until: float | None = None
+    """A live state's lease: it holds until then unless its lease is renewed (leases.py)."""
+    lease: str | None = None
+    """`owner/holder` of the lease whose renewals extend `until`."""
 
     @property
     def live(self) -> bool:
         return self.status != "offline"
+
+    def lapsed(self, at: float) -> DevicePresence:
+        """The offline this state becomes when its lease lapsed at `at` (same epoch, so
+        a renewal or a re-announce of the same connection brings it back)."""
+        return DevicePresence(device=self.device, status="offline", epoch=self.epoch, since=at, name=self.name, avatar=self.avatar, rooms=self.rooms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,7 @@ def device_presence(device: str | None, doc: dict[str, Any], *, observed_at: flo
         since = min(since, observed_at)
     elif live:
         since = observed_at
+    leased = status != "offline" and "until" in doc
     return DevicePresence(
         device=device,
         status=status,
@@ -100,6 +110,8 @@ def device_presence(device: str | None, doc: dict[str, Any], *, observed_at: flo
         avatar=doc.get("avatar"),
         rooms=frozenset(doc.get("rooms", ())),
         since_is_start=will and not live,
+        until=doc["until"] if leased else None,
+        lease=doc.get("lease") if leased else None,
     )
 
 

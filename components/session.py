@@ -8,8 +8,9 @@
     bot.close(); session.close()
 
 One observer connection watches the org (N open tabs cost the broker one
-subscription, not N); every device has its own connection and will. All connections
-share one network thread. Listeners run on one dispatcher thread, in order; a listener
+subscription, not N); every device has its own connection and will, and one lease
+renewed for all of them bounds their presence where a will cannot fire (a broker node
+that dies with them: leases.py). All connections share one network thread. Listeners run on one dispatcher thread, in order; a listener
 that raises is logged and counted and the others still run.
 
 Rooms follow demand: the rooms given at construction are watched for the session's
@@ -34,10 +35,11 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import secrets
 from collections import Counter
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -48,7 +50,10 @@ from .events import ChatMessage, Event, RoomSnapshot, Snapshot
 from .history import HistoryStore, check_page
 from .history_writer import HistoryStats, HistoryWriter
 from .ids import check_id
+from .lease_keeper import DEFAULT_LEASE, LeaseKeeper
+from .leases import lease_owner
 from .message_ids import MessageIds
+from .mqtt_connection import Connection
 from .network_loop import NetworkLoop, Timer
 from .observer import SURPLUS_AFTER, Observer
 from .org_state import OrgState
@@ -79,6 +84,8 @@ class SessionStats:
     refused: int
     foreign: int
     stale: int
+    lapsed: int
+    """Devices shown offline because their lease ran out (leases.py)."""
     listener_errors: int
     history: HistoryStats | None
     """None: no history store (chat lives in memory only)."""
@@ -90,12 +97,13 @@ class SessionStats:
 class PresenceSession:
     def __init__(
         self,
-        broker: BrokerSettings | str,
+        broker: BrokerSettings | str | Sequence[str],
         *,
         org: str,
         rooms: Iterable[str] = (),
         leave_grace: float = 2.0,
         last_seen_retention: float = 86400.0,
+        lease: float | None = DEFAULT_LEASE,
         history: int = 200,
         cursor_ttl: float = DEFAULT_CURSOR_TTL,
         devices_per_user: int = DEFAULT_PER_USER,
@@ -110,22 +118,35 @@ class PresenceSession:
         """`jitter` is the observer's random fraction in [0, 1) of how long it waits
         before it says when a crashed device was last seen (observer.LAST_SEEN_STAGGER);
         tests pass fixed ones to order several observers."""
-        settings = BrokerSettings.from_url(broker) if isinstance(broker, str) else broker
+        settings = broker if isinstance(broker, BrokerSettings) else BrokerSettings.from_url(broker)
         check_id(org, kind="org")
         rooms = tuple(check_id(room, kind="room") for room in rooms)
         if leave_grace < 0:
             raise ValueError(f"leave_grace must be >= 0 seconds, not {leave_grace}")
         self.network = NetworkLoop(monotonic=monotonic)
+        scheme = TopicScheme(prefix=settings.topic_prefix)
+        self.lease = None if lease is None else LeaseKeeper(
+            network=self.network,
+            scheme=scheme,
+            org=org,
+            owner=lease_owner(settings.username, org),
+            holder=f"p{secrets.token_hex(8)}",
+            lease=lease,
+            retention=last_seen_retention,
+            wall=wall,
+            connections=self._lease_connections,
+        )
         self.wiring = Wiring(
             settings=settings,
             network=self.network,
-            scheme=TopicScheme(prefix=settings.topic_prefix),
+            scheme=scheme,
             org=org,
             leave_grace=leave_grace,
             last_seen_retention=last_seen_retention,
             epochs=EpochClock(wall=wall),
             wall=wall,
             monotonic=monotonic,
+            lease=self.lease,
         )
         self.org = org
         self.rooms = rooms
@@ -173,6 +194,8 @@ class PresenceSession:
         """Close every device cleanly (explicit offline), then the observer and threads."""
         for device in list(self._devices.values()):
             device.close(timeout=timeout)
+        if self.lease is not None:
+            self.lease.close(self.observer.connection if self.observer is not None else None)
         if self.observer is not None:
             self.observer.close()
         if self.history_writer is not None:
@@ -216,8 +239,15 @@ class PresenceSession:
         return self.observer is not None and self.observer.synced.is_set()
 
     def wait_synced(self, timeout: float) -> bool:
-        """Wait until the broker's retained snapshot has fully arrived."""
-        return self.observer is not None and self.observer.synced.wait(timeout)
+        """Wait until the broker's retained snapshot has fully arrived. False at once
+        when the broker was refused for presence (see `refusal`)."""
+        return self.observer is not None and self.observer.settled.wait(timeout) and self.observer.synced.is_set()
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the broker cannot give watchers a correct snapshot, if it cannot
+        (capabilities.py): the session then never reports itself synced."""
+        return self.observer.refusal if self.observer is not None else None
 
     def _enqueue(self, events: list[Event]) -> None:
         # called with self._lock held, so deltas queue after any snapshot taken before
@@ -321,6 +351,8 @@ class PresenceSession:
             self._devices[(user, device)] = dev
             self._device_rooms[dev] = [self.enter_room(room) for room in dev.rooms]
         dev.start()
+        if self.lease is not None:
+            self.lease.start()
         return dev
 
     def _device_moved(self, device: Device) -> None:
@@ -375,6 +407,16 @@ class PresenceSession:
         for leave in leaves:
             leave()
 
+    def _lease_connections(self) -> list[Connection] | None:
+        """Where the lease is renewed: the observer's connection, then the devices'
+        (None: no device open, nothing to renew)."""
+        with self._lock:
+            devices = [d for d in self._devices.values() if not d.closed]
+        if not devices:
+            return None
+        clients = [self.observer, *devices] if self.observer is not None else devices
+        return [conn for client in clients if (conn := client.connection) is not None]
+
     def _others_in_room(self, room: str, user: str) -> bool:
         with self._lock:
             return self.state.presence.any_live_user(room=room, besides=user)
@@ -386,8 +428,8 @@ class PresenceSession:
         return SessionStats(
             connected=observer.connected if observer else False,
             synced=self.synced,
-            broker=self.wiring.settings.url,
-            last_error=observer.last_error if observer else "",
+            broker=(observer.connected_url if observer else None) or self.wiring.settings.url,
+            last_error=(observer.refusal or observer.last_error) if observer else "",
             users=self.state.presence.user_count(),
             devices=len(self._devices),
             connections=self.network.connection_count,
@@ -396,6 +438,7 @@ class PresenceSession:
             refused=counters.refused,
             foreign=counters.foreign,
             stale=counters.stale,
+            lapsed=observer.lapsed if observer else 0,
             listener_errors=self.listener_errors,
             history=self.history_writer.stats() if self.history_writer is not None else None,
         )

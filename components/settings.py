@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, get_args
 
+from .capabilities import BrokerCapabilities
+
 IdentitySource = Literal["streamlit_login", "header", "query_param"]
 MqttProtocol = Literal["5", "3.1.1"]
 PageLayout = Literal["centered", "wide"]
@@ -26,7 +28,7 @@ class TlsConfig:
 
 @dataclass(frozen=True)
 class BrokerConfig:
-    url: str | None  # None: start an embedded broker
+    url: str | tuple[str, ...] | None  # several: the nodes of one cluster; None: start an embedded broker
     username: str | None
     password: str | None = field(repr=False)
     tls: TlsConfig | None
@@ -34,6 +36,8 @@ class BrokerConfig:
     protocol: MqttProtocol
     topic_prefix: str
     leave_grace: float
+    lease: float
+    capabilities: BrokerCapabilities
     last_seen_retention: int
 
     @property

@@ -3,6 +3,7 @@ broker ACLs can hold each account to its own topics:
 
     presence/{org}/{user}/{device}      retained, QoS 1   (will: offline, same epoch)
     presence/{org}/{user}               retained, QoS 1   (reference app: no device)
+    lease/{org}/{owner}/{holder}        retained, QoS 1   (a process's lease: extends its devices' presence)
     typing/{org}/{room}/{user}/{device} QoS 0, MQTT 5 message expiry = ttl
     cursor/{org}/{room}/{user}/{device} QoS 0, at most 20 Hz
     receipts/{org}/{room}/{user}        retained, QoS 1   ("read up to")
@@ -10,6 +11,8 @@ broker ACLs can hold each account to its own topics:
     reactions/{org}/{room}/{user}       QoS 0
 
 An optional root prefix (levels of ids, e.g. `tenant-a/`) stands before each.
+A lease topic's owner is the user level of the account that renews it (leases.py), so
+the same ACL rule holds it to its own; its holder is the Topic's `device`.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from .errors import InvalidId
 from .ids import ID_PATTERN, check_id
 from .payloads import PayloadKind
 
-TopicKind = Literal["presence", "typing", "cursor", "receipts", "chat", "reactions"]
+TopicKind = Literal["presence", "lease", "typing", "cursor", "receipts", "chat", "reactions"]
 
 PAYLOAD_OF: dict[TopicKind, PayloadKind] = {
     "presence": "presence",
+    "lease": "lease",
     "typing": "typing",
     "cursor": "cursor",
     "receipts": "receipt",
@@ -35,11 +39,12 @@ PAYLOAD_OF: dict[TopicKind, PayloadKind] = {
 }
 ROOM_KINDS: tuple[TopicKind, ...] = ("typing", "cursor", "receipts", "chat", "reactions")
 _WITH_DEVICE: frozenset[TopicKind] = frozenset({"typing", "cursor"})
-RETAINED_KINDS: frozenset[TopicKind] = frozenset({"presence", "receipts"})
+RETAINED_KINDS: frozenset[TopicKind] = frozenset({"presence", "lease", "receipts"})
 
 _ID = ID_PATTERN.pattern.strip("^$")
 _LEVELS: dict[str, re.Pattern[str]] = {
     "presence": re.compile(rf"({_ID})/({_ID})(?:/({_ID}))?"),  # org/user[/device]
+    "lease": re.compile(rf"({_ID})/({_ID})/({_ID})"),  # org/owner/holder
     **dict.fromkeys(_WITH_DEVICE, re.compile(rf"({_ID})/({_ID})/({_ID})/({_ID})")),  # org/room/user/device
     **dict.fromkeys(set(ROOM_KINDS) - _WITH_DEVICE, re.compile(rf"({_ID})/({_ID})/({_ID})")),  # org/room/user
 }
@@ -69,9 +74,9 @@ class Topic:
             raise ValueError(f"{self.kind} topics have no room")
         if self.device is not None:
             check_id(self.device, kind="device")
-        elif self.kind in _WITH_DEVICE:
-            raise ValueError(f"{self.kind} topics need a device")
-        if self.kind not in _WITH_DEVICE and self.kind != "presence" and self.device is not None:
+        elif self.kind in _WITH_DEVICE or self.kind == "lease":
+            raise ValueError(f"{self.kind} topics need a device (a lease's holder)")
+        if self.kind not in _WITH_DEVICE and self.kind not in ("presence", "lease") and self.device is not None:
             raise ValueError(f"{self.kind} topics have no device level")
 
     @classmethod
@@ -126,9 +131,9 @@ class TopicScheme:
         match = shape.fullmatch(rest) if shape is not None else None
         if match is None:
             return None
-        if kind == "presence":
+        if kind in ("presence", "lease"):
             org, user, device = match.groups()
-            return Topic._checked(kind, org, user, None, device)
+            return Topic._checked(kind, org, user, None, device)  # type: ignore[arg-type]
         if kind in _WITH_DEVICE:
             org, room, user, device = match.groups()
             return Topic._checked(kind, org, user, room, device)  # type: ignore[arg-type]
@@ -139,6 +144,11 @@ class TopicScheme:
         """Live presence of an org: per-device topics and device-less reference topics."""
         check_id(org, kind="org")
         return (f"{self.prefix}presence/{org}/+/+", f"{self.prefix}presence/{org}/+")
+
+    def lease_filter(self, org: str) -> str:
+        """Live leases of an org's processes."""
+        check_id(org, kind="org")
+        return f"{self.prefix}lease/{org}/+/+"
 
     def room_filter(self, kind: TopicKind, org: str, room: str) -> str:
         check_id(org, kind="org")

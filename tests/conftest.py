@@ -1,6 +1,7 @@
 """Fixtures: real Mosquitto brokers spawned on free loopback ports, spoken to over
-MQTT 5 and 3.1.1, and per-test topic prefixes so retained state never leaks between
-tests; chat history in real SQLite files and in a schema of the test's own on the
+MQTT 5 and 3.1.1, a 3-node NATS JetStream cluster and a private RabbitMQ node
+(bench/brokers.py), per-test topic prefixes so retained state never leaks between
+tests, and chat history in real SQLite files and in a schema of the test's own on the
 PostgreSQL at 127.0.0.1:5432."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from components import BrokerSettings, PresenceSession
+from bench.brokers import NatsCluster, RabbitMQNode, nats_binary, rabbitmq_available
 from components.embedded_broker import MosquittoBroker
 
 from helpers import HistoryPlace, Watcher, postgres_url
@@ -40,6 +42,27 @@ def own_broker() -> Iterator[MosquittoBroker]:
     broker = MosquittoBroker().start()
     yield broker
     broker.cleanup()
+
+
+@pytest.fixture(scope="module")
+def nats_cluster() -> Iterator[NatsCluster]:
+    """Three nats-server nodes (JetStream, MQTT) for one test module; a test may kill
+    nodes (`restart` brings one back)."""
+    if nats_binary() is None:
+        pytest.skip("nats-server is not installed (apt-get install nats-server)")
+    cluster = NatsCluster(3).start()
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture(scope="module")
+def rabbitmq() -> Iterator[RabbitMQNode]:
+    """A private RabbitMQ node with its MQTT plugin (about 10 s to start)."""
+    if not rabbitmq_available():
+        pytest.skip("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+    node = RabbitMQNode().start()
+    yield node
+    node.cleanup()
 
 
 @pytest.fixture(params=["5", "3.1.1"], ids=["mqtt5", "mqtt311"])

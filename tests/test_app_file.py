@@ -156,7 +156,25 @@ def test_top_level_and_broker_defaults_come_from_the_schema():
     assert app.broker.embedded and app.broker.url is None and app.broker.tls is None
     for name, prop in top["broker"]["properties"].items():
         if "default" in prop:
-            assert getattr(app.broker, name) == prop["default"], name
+            value = getattr(app.broker, name)
+            if dataclasses.is_dataclass(value):  # capabilities: every key's own default
+                value, prop = dataclasses.asdict(value), {"default": {k: p["default"] for k, p in prop["properties"].items()}}
+            assert value == prop["default"], name
+
+
+def test_a_broker_url_list_and_capabilities_in_the_app_file():
+    app = load_app_text(
+        "version: 1\norg: acme\nbroker:\n  url: [mqtt://a:1883, mqtt://b:1883]\n  lease: 30\n"
+        "  capabilities: {retained_to_wildcards: false, receive_maximum: 10}\n",
+        environ={},
+    )
+    assert app.broker.url == ("mqtt://a:1883", "mqtt://b:1883") and app.broker.lease == 30
+    assert (app.broker.capabilities.retained_to_wildcards, app.broker.capabilities.will_delay) == (False, None)
+    assert app.broker.capabilities.receive_maximum == 10
+    problem = only_problem("version: 1\norg: acme\nbroker:\n  capabilities: {wildcards: false}\n")
+    assert (problem.path, problem.line) == ("$.broker.capabilities.wildcards", 4)
+    problem = only_problem("version: 1\norg: acme\nbroker:\n  url: [mqtt://a, 'http://b']\n")
+    assert problem.path == "$.broker.url[1]" and "'http://b' is not valid: mqtt://host[:port] or mqtts://host[:port]" in problem.message
 
 
 @pytest.mark.parametrize("kind", list(WIDGET_SETTINGS))

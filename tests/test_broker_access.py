@@ -6,6 +6,7 @@ TLS works with a CA made here (and fails without it)."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -94,6 +95,7 @@ def forged(scheme: TopicScheme, user: str, room: str) -> list[tuple[str, bytes, 
         (scheme.render(Topic("receipts", ORG, user, room=room)), json.dumps({"up_to": message_id, "at": now}).encode(), True),
         (scheme.render(Topic("chat", ORG, user, room=room)), json.dumps({"id": message_id, "text": "I am ben", "at": now}).encode(), False),
         (scheme.render(Topic("reactions", ORG, user, room=room)), json.dumps({"emoji": "+1", "count": 3}).encode(), False),
+        (scheme.render(Topic("lease", ORG, user, device="p9")), json.dumps({"until": now + 3600}).encode(), True),
     ]
 
 
@@ -111,7 +113,7 @@ def test_a_user_account_cannot_speak_for_another_user(secured: SecuredBroker, pr
         # ...and the same messages in her own name, which must arrive (so the test sees)
         for topic, payload, retain in forged(scheme, "ana", room):
             ana.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
-        ana._sock.close()  # a death without DISCONNECT: the broker fires the will
+        ana._sock.shutdown(socket.SHUT_RDWR)  # a death without DISCONNECT (now, not when paho's select lets go): the broker fires the will
         assert wait_for(lambda: len(watcher.by("ana")) >= 5, timeout=5), "\n".join(map(repr, watcher.events))
         assert watcher.current("ana") is not None and watcher.current("ana").status == "online"
         time.sleep(0.5)  # anything forged would have come with or before ana's own
@@ -123,6 +125,8 @@ def test_a_user_account_cannot_speak_for_another_user(secured: SecuredBroker, pr
             assert late.wait_synced(5)
             assert "ben" not in late.snapshot().users
             assert "ben" not in late.snapshot().rooms[room].receipts
+            leases = late.state.leases.leases()
+            assert "ana/p9" in leases and "ben/p9" not in leases  # a lease is its owner's alone
 
 
 
@@ -142,7 +146,7 @@ def test_only_the_server_account_says_when_a_crashed_device_left(secured: Secure
         ana.publish(topic, json.dumps({"status": "online", "epoch": epoch, "since": started}), qos=1, retain=True).wait_for_publish(5)
         assert all(wait_for(lambda w=w: device_status(w, device) == "online", timeout=5) for w in watchers)
         killed_at = time.time()
-        ana._sock.close()  # no DISCONNECT: the broker fires the will
+        ana._sock.shutdown(socket.SHUT_RDWR)  # no DISCONNECT, at once (a close waits for paho's select): the broker fires the will
         assert all(wait_for(lambda w=w: device_status(w, device) == "offline", timeout=5) for w in watchers)
         ana.loop_stop()
         return killed_at
@@ -186,6 +190,9 @@ def test_the_kit_as_a_user_account_watches_the_org_and_is_held_to_its_own_user(s
             assert watcher.current("ben") is None, "ana's account published ben's presence"
             assert wait_for(lambda: "ana" in bot.snapshot().users, timeout=3)
             assert own.connected
+            # the bot's lease is ana's (lease/acme/ana/...), which her account may renew
+            assert bot.lease.name.startswith("ana/")
+            assert wait_for(lambda: bot.lease.name in server.state.leases.leases(), timeout=3)
 
 
 def test_the_server_account_speaks_for_every_user_over_tls(secured: SecuredBroker) -> None:

@@ -30,6 +30,7 @@ def test_user_accounts_write_only_their_own_user_level() -> None:
     assert writes == sorted([
         "t1/chat/acme/+/ana",
         "t1/cursor/acme/+/ana/+",
+        "t1/lease/acme/ana/+",
         "t1/presence/acme/ana",
         "t1/presence/acme/ana/+",
         "t1/reactions/acme/+/ana",
@@ -59,6 +60,13 @@ def test_ids_that_could_be_wildcards_are_refused(bad: str) -> None:
         user_account_name("ana", bad)
     with pytest.raises(ValueError, match="server account"):
         accounts_for(org="acme", server_accounts=[bad], users=[])
+
+
+def test_no_user_may_share_a_server_accounts_name() -> None:
+    """Leases are owned by the account's user level: user `streamlit` could renew the
+    leases of server account `streamlit` and keep its ghosts alive."""
+    with pytest.raises(ValueError, match="streamlit"):
+        accounts_for(org="acme", server_accounts=["streamlit"], users=["ana", "streamlit"])
 
 
 def test_a_server_account_is_required() -> None:

@@ -2,7 +2,7 @@
 freezable proxy; hosts SIGKILLed and restarted, links frozen and cut, the broker
 SIGKILLed and restarted without and with persistence. After each round every watcher
 and a late joiner equal the truth (see chaos/controller.py). `python -m chaos --soak S`
-runs the same for longer."""
+runs the same for longer; `--cluster` on a 3-node NATS cluster (chaos/cluster.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from chaos.controller import REANNOUNCE, Config, run
+from chaos.controller import FAILOVER_BOUND, REANNOUNCE, Config, run
 
 pytestmark = pytest.mark.integration
 
@@ -26,3 +26,19 @@ def test_chaos_rounds_leave_no_ghost_no_false_offline_and_no_flicker() -> None:
     assert figures.broker_restarts == 2 and figures.broker_restarts_persistent == 1
     assert all(t <= REANNOUNCE for t in figures.reannounce_s) and len(figures.reannounce_s) == 1
     assert all(t <= REANNOUNCE + cfg.grace for t in figures.ghost_cleared_s) and len(figures.ghost_cleared_s) == 1
+
+
+@pytest.mark.cluster
+def test_chaos_rounds_on_a_nats_cluster_leave_no_ghost_no_false_offline_and_no_flicker() -> None:
+    """`python -m chaos --cluster`, bounded: a node killed, a host killed with its node,
+    a host killed alone, each followed by a restart."""
+    from chaos.cluster import CLUSTER_LEASE, run_cluster
+
+    cfg = Config(rounds=3, seed=5, devices=9, users=6, hosts=3, keepalive=2, grace=2.0, lease=CLUSTER_LEASE)
+    figures = run_cluster(cfg, log=lambda line: None)
+    print(json.dumps(figures.to_json()))
+    assert figures.failures == []
+    assert (figures.ghosts, figures.false_offlines, figures.flickers, figures.stale_typing, figures.stale_cursors) == (0, 0, 0, 0, 0)
+    assert figures.node_kills == 2 and figures.host_kills == 2 and figures.checks >= 3 * 4
+    assert all(t <= FAILOVER_BOUND for t in figures.failover_s)
+    assert len(figures.lapse_s) == 1 and figures.lapse_s[0] <= CLUSTER_LEASE + FAILOVER_BOUND

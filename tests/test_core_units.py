@@ -10,6 +10,7 @@ import pytest
 import components
 from components.broker import BrokerSettings
 from components.epochs import EpochClock
+from components.capabilities import BrokerCapabilities, Features, ProtocolMemory
 from components.errors import InvalidBrokerUrl, InvalidId, InvalidMessageId, InvalidPayload
 from components.events import PresenceChanged, ReceiptMoved, TypingChanged, CursorMoved
 from components.ids import check_id
@@ -157,6 +158,45 @@ def test_broker_urls() -> None:
             BrokerSettings.from_url(bad)
 
 
+def test_a_list_of_broker_urls_is_the_nodes_of_one_cluster_in_order() -> None:
+    listed = BrokerSettings.from_url(" mqtt://a:1, mqtts://u:pw@b ,mqtt://u:pw@c:3", keepalive=5)
+    assert [e.url for e in listed.endpoints] == ["mqtt://a:1", "mqtts://b:8883", "mqtt://c:3"]
+    assert (listed.username, listed.password, listed.keepalive) == ("u", "pw", 5)
+    assert BrokerSettings.from_url(["mqtt://a:1", "mqtts://b:8883", "mqtt://c:3"], username="u", password="pw", keepalive=5) == listed
+    assert BrokerSettings.from_url(listed.url, username="u", password="pw", keepalive=5) == listed  # url is the list, without secrets
+    assert "pw" not in listed.url and "pw" not in repr(listed)
+    for bad in ["mqtt://a,", "mqtt://a,mqtt://a", "mqtt://u:x@a,mqtt://u:y@b", ",".join(f"mqtt://h{i}" for i in range(17))]:
+        with pytest.raises(InvalidBrokerUrl):
+            BrokerSettings.from_url(bad)
+    with pytest.raises(InvalidBrokerUrl, match="per node"):
+        BrokerSettings.from_url("mqtt://a,mqtt://b", capabilities=BrokerCapabilities(retained_replicated=False))
+
+
+def test_a_broker_that_refuses_mqtt5_is_spoken_to_in_311_by_every_connection() -> None:
+    memory = ProtocolMemory(prefer_v5=True)
+    assert memory.v5
+    assert memory.refused() and not memory.refused()  # news once
+    assert not memory.v5
+    # a close before CONNACK may be a node going down: 3.1.1 is tried once, on suspicion
+    closing = ProtocolMemory(prefer_v5=True)
+    assert closing.closed_before_connack() and not closing.v5
+    closing.failed(v5=False)  # 3.1.1 failed too: it was the node
+    assert closing.v5
+    assert closing.closed_before_connack()
+    assert closing.connected(v5=False) and not closing.v5  # 3.1.1 got its CONNACK: confirmed
+    assert not closing.closed_before_connack()
+    assert not ProtocolMemory(prefer_v5=False).v5
+
+
+def test_connection_features_follow_the_protocol_and_the_configured_capabilities() -> None:
+    default = BrokerCapabilities()
+    assert Features.of(default, v5=True) == Features(v5=True, will_delay=True, message_expiry=True, retain_handling=True, inflight=20)
+    assert Features.of(default, v5=False) == Features(v5=False, will_delay=False, message_expiry=False, retain_handling=False, inflight=20)
+    ignoring = BrokerCapabilities(will_delay=False, retain_handling=False, receive_maximum=50)
+    assert Features.of(ignoring, v5=True) == Features(v5=True, will_delay=False, message_expiry=True, retain_handling=False, inflight=20)
+    assert Features.of(default, v5=True, receive_maximum=10).inflight == 10  # a broker's CONNACK limit
+
+
 # -- presence aggregation -------------------------------------------------------------------------
 
 def dev(device, status, epoch=1, since=100.0, **kw) -> DevicePresence:
@@ -257,7 +297,7 @@ def test_resync_drops_what_the_broker_no_longer_holds(org: OrgState) -> None:
     org.receive("presence/acme/ben/d1", presence("online"), retained=True, wall=0, mono=0)
     org.begin_resync()
     org.receive("presence/acme/ana/d1", presence("online"), retained=True, wall=0, mono=0)
-    events = org.end_resync()
+    events = org.end_resync(wall=0.0)
     assert events == [PresenceChanged("ben", None)]
     assert set(org.users()) == {"ana"}
 

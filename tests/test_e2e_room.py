@@ -186,14 +186,15 @@ def test_a_reaction_animates_in_other_tabs_and_a_flood_arrives_as_a_few_bursts(s
 
     wire = RawSubscriber(e2e_broker.port, f"reactions/e2e/lobby/{user_id_for(ana)}")
     try:
-        ana_page.evaluate("""() => new Promise((done) => {
+        flood_ms = ana_page.evaluate("""() => new Promise((done) => {
+            const started = performance.now();
             const host = [...document.querySelectorAll('*')].find((n) => n.shadowRoot && n.shadowRoot.querySelector('button.pk-react'));
             const target = host.shadowRoot.querySelector('button.pk-react');
             let clicks = 0;
             const timer = setInterval(() => {
                 for (let i = 0; i < 4; i++) target.click();
                 clicks += 4;
-                if (clicks >= 200) { clearInterval(timer); done(clicks); }
+                if (clicks >= 200) { clearInterval(timer); done(performance.now() - started); }
             }, 20);
         })""")
         assert wait_for(lambda: len(wire.messages) >= 1, timeout=3)
@@ -205,4 +206,7 @@ def test_a_reaction_animates_in_other_tabs_and_a_flood_arrives_as_a_few_bursts(s
     assert 2 <= len(counts) <= 8, f"{len(counts)} messages for 200 clicks: {counts}"
     assert bursts == counts, "every tab shows exactly the bursts that went over the wire"
     assert all(count > 1 for count in counts[:-1]), counts
-    assert sum(counts) <= 40, f"the server caps a flooding tab at 20 clicks a second: {counts}"
+    # 20 a second with a burst of 20 (less the click above), over the flood and the last
+    # burst's coalescing window: a loaded machine stretches the flood, never the cap
+    cap = 20 + 20 * (flood_ms / 1000 + 0.5)
+    assert sum(counts) <= cap, f"the server caps a flooding tab at 20 clicks a second: {counts} in {flood_ms:.0f} ms"

@@ -33,7 +33,8 @@ json_scalars = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_v
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=15)
 
 FIELDS = {
-    "presence": ["status", "epoch", "since", "name", "avatar", "rooms"],
+    "presence": ["status", "epoch", "since", "name", "avatar", "rooms", "until", "lease"],
+    "lease": ["until"],
     "typing": ["typing", "ttl"],
     "cursor": ["x", "y", "region", "visible"],
     "receipt": ["up_to", "at"],
@@ -42,7 +43,7 @@ FIELDS = {
 }
 edge_values = st.sampled_from([
     -1, 0, 1, 2, 99, 100, 1000, 1001, 120001, 2**53, 2**64, -(2**63), 1e11, 1e300, -0.0, 0.5, 1.0000001,
-    "", "online", "offline", "away", "dancing", "x" * 5000, "01ZZZZZZZZZZZZZZZZZZZZZZZZ", "#", "a/b",
+    "", "online", "offline", "away", "dancing", "x" * 5000, "01ZZZZZZZZZZZZZZZZZZZZZZZZ", "#", "a/b", "mallory/d1",
     True, False, None, [], {}, [1, 2], {"status": "online"},
 ])  # fmt: skip
 
@@ -66,7 +67,7 @@ def payloads(kind: str) -> st.SearchStrategy[bytes]:
 
 
 def topic_of(kind: str, user: str = "mallory", device: str = "d1") -> Topic:
-    return Topic(kind, ORG, user, room=None if kind == "presence" else ROOM, device=device if kind in ("presence", "typing", "cursor") else None)  # type: ignore[arg-type]
+    return Topic(kind, ORG, user, room=None if kind in ("presence", "lease") else ROOM, device=device if kind in ("presence", "lease", "typing", "cursor") else None)  # type: ignore[arg-type]
 
 
 any_message = st.sampled_from(sorted(PAYLOAD_OF)).flatmap(lambda kind: st.tuples(st.just(kind), payloads(PAYLOAD_OF[kind])))

@@ -28,7 +28,7 @@ def test_devices_and_observer_come_back_after_a_broker_restart(own_broker: Mosqu
         watcher = Watcher(session)
         device = session.open_device(user="ana", device="d1")
         assert watcher.wait_status("ana", "online", timeout=5) is not None
-        assert session.wait_synced(5)  # the first snapshot, or the count below is off by one
+        assert session.wait_synced(5)  # the first snapshot is in, so a second one is a resync
         first_epoch = device.epoch
         own_broker.kill()  # no persistence: every retained message is gone
         assert wait_for(lambda: not device.connected, timeout=10)
