@@ -5,7 +5,8 @@ the events it causes. Foreign topics are ignored; invalid payloads are dropped a
 counted, never raised; valid ones that break a rule of the kit (a chat id or receipt
 stamped in the future, see message_ids.MAX_CLOCK_SKEW) are refused and counted. Display
 names are cleaned on the way in (display_names). A device that goes offline loses its
-typing and cursors at once.
+typing and cursors at once, and its field state (the field it edits, its lock claim,
+whom it follows: components/fields.py), which its presence carries, with its presence.
 
 A will seen as it fires (delivered live, not stale, ending the device's connection)
 is left in `fired` after that receive(), for the observer to say when the device was
@@ -28,6 +29,7 @@ from .events import (
     ChatReceived,
     CursorMoved,
     Event,
+    FieldsChanged,
     PresenceChanged,
     ReactionReceived,
     ReceiptMoved,
@@ -35,9 +37,10 @@ from .events import (
     Snapshot,
     TypingChanged,
 )
+from .fields import entry_in, rooms_of
 from .message_ids import from_the_future
 from .payloads import decode
-from .presence import PresenceBook, UserPresence, device_presence
+from .presence import DevicePresence, PresenceBook, UserPresence, device_presence
 from .rooms import DEFAULT_CURSOR_TTL, DEFAULT_PER_USER, RoomState
 from .topics import Topic, TopicScheme
 
@@ -85,6 +88,9 @@ class OrgState:
         self.cursor_ttl = cursor_ttl
         self._room_options = {"history": history, "cursor_ttl": cursor_ttl, "per_user": per_user}
         self.presence = PresenceBook()
+        self._located: dict[tuple[str, str | None], DevicePresence] = {}
+        """Live devices whose presence says where they are (fields.rooms_of), to place
+        them in a room entered later."""
         self.rooms: dict[str, RoomState] = {}
         for room in rooms:
             self.add_room(room)
@@ -153,6 +159,7 @@ class OrgState:
         events: list[Event] = []
         if not state.live:
             events += self._forget_device(topic.user, topic.device, changed)
+        events += self._place(topic.user, topic.device, state)
         if changed is not None:
             events.append(PresenceChanged(topic.user, changed))
         return events
@@ -160,7 +167,7 @@ class OrgState:
     def _cleared(self, topic: Topic) -> list[Event]:
         if topic.kind == "presence":
             removed, changed = self.presence.clear(topic.user, topic.device)
-            events = self._forget_device(topic.user, topic.device, changed)
+            events = self._forget_device(topic.user, topic.device, changed) + self._place(topic.user, topic.device, None)
             if removed:
                 events.append(PresenceChanged(topic.user, None))
             elif changed is not None:
@@ -183,13 +190,32 @@ class OrgState:
             events += [CursorMoved(room.room, u, d, None) for u, d in gone]
         return events
 
+    def _place(self, user: str, device: str | None, state: DevicePresence | None) -> list[Event]:
+        """Update the field state of the rooms a device was or now is placed in (state
+        None: its topic was cleared)."""
+        key = (user, device)
+        before = self._located.pop(key, None)
+        now = rooms_of(state) if state is not None else frozenset()
+        if now:
+            self._located[key] = state  # type: ignore[assignment]
+        elif before is None:
+            return []  # the common case: a presence that says nothing of fields
+        events: list[Event] = []
+        for room in (rooms_of(before) if before is not None else frozenset()) | now:
+            held = self.rooms.get(room)
+            if held is not None and held.fields.put(user, device, entry_in(room, user, state) if room in now else None):  # type: ignore[arg-type]
+                events.append(FieldsChanged(room, held.fields.entries()))
+        return events
+
     # -- rooms on demand ------------------------------------------------------------
     def add_room(self, room: str) -> bool:
         """Start keeping `room`'s state (its topics are being subscribed); False when it
         is kept already."""
         if room in self.rooms:
             return False
-        self.rooms[room] = RoomState(room, **self._room_options)  # type: ignore[arg-type]
+        state = self.rooms[room] = RoomState(room, **self._room_options)  # type: ignore[arg-type]
+        for (user, device), located in self._located.items():
+            state.fields.put(user, device, entry_in(room, user, located))
         return True
 
     def drop_room(self, room: str) -> None:
