@@ -200,6 +200,11 @@ class Device(ReconnectingClient):
     def focused(self) -> Focus | None:
         return self._focus
 
+    @property
+    def following(self) -> str | None:
+        """The room in which this device follows someone (None: it follows nobody)."""
+        return self._follow[0] if self._follow is not None else None
+
     def focus(self, room: str, field: str, *, label: str | None = None, lock: bool = False) -> None:
         """Edit `field` of `room` now (one field at a time), with `lock` claiming its
         soft lock. The claim's epoch is above every claim the session sees on the field,
