@@ -20,7 +20,7 @@ from components.embedded_broker import MosquittoBroker
 from components.observer import PROBE_TIMEOUT, REANNOUNCE_WINDOW
 
 from helpers import RawSubscriber, die_while_the_broker_is_down, end_process, python_child, wait_for
-from test_presence_broker import GRACE, WILL_TICK_SLACK
+from test_presence_broker import GRACE, WILL_TICK_SLACK, presence_topic, retained
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +131,18 @@ def test_a_claim_on_a_held_field_queues_and_takes_over_when_the_holder_leaves(se
     assert seconds_until_holder([watcher, ben_session], None, timeout=2) is not None, "blur releases the lock"
 
 
+def test_a_change_made_just_before_close_never_says_online_after_the_offline(settings, make_session) -> None:
+    session = make_session(observe=False)
+    for i in range(5):  # the blur's re-announce is queued; close() says offline at once
+        device = session.open_device(user="quick", device=f"d{i}", rooms=[ROOM])
+        assert device.wait_connected(5)
+        device.focus(ROOM, "title", lock=True)
+        device.blur()
+        device.close()
+        doc = json.loads(retained(settings, presence_topic(settings, "quick", f"d{i}")) or b"{}")
+        assert doc.get("status") == "offline" and "focus" not in doc, doc
+
+
 def test_a_sigkilled_holder_frees_the_lock_within_grace_plus_1s(settings, make_session) -> None:
     watcher = make_session()
     assert watcher.wait_synced(5)
@@ -179,3 +191,4 @@ def test_no_lock_is_stuck_after_a_broker_restart_by_a_holder_that_died_meanwhile
     finally:
         end_process(proc)
         broker.cleanup()
+
