@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .display_names import clean_display_name
 from .errors import InvalidId
+from .message_ids import MAX_CLOCK_SKEW
 
 if TYPE_CHECKING:
     from .presence import DevicePresence
@@ -44,6 +45,13 @@ def check_field(value: object) -> str:
     if isinstance(value, str) and FIELD_PATTERN.fullmatch(value):
         return value
     raise InvalidId(f"invalid field id {value!r}: field ids are 1-64 characters of A-Z a-z 0-9 _ - (a Streamlit key as its st-key- class names it)")
+
+
+def claimed_in_the_future(claimed: int, *, now: float) -> bool:
+    """Is a claim's epoch (ms) more than MAX_CLOCK_SKEW ahead of `now` (s)? Such a claim
+    is refused where it arrives: every later claim on its field would have to queue
+    above it, which no epoch may do for long (and 2**53 ms is the schema's end)."""
+    return claimed > (now + MAX_CLOCK_SKEW) * 1000
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@
 the events it causes. Foreign topics are ignored; invalid payloads are dropped and
 counted, never raised; valid ones that break a rule of the kit (a chat id or receipt
 stamped in the future, see message_ids.MAX_CLOCK_SKEW) are refused and counted. Display
-names are cleaned on the way in (display_names). A device that goes offline loses its
+names are cleaned on the way in (display_names), and so is a field claim stamped in the
+future (its focus is ignored). A device that goes offline loses its
 typing and cursors at once, and its field state (the field it edits, its lock claim,
 whom it follows: components/fields.py), which its presence carries, with its presence.
 
@@ -37,7 +38,7 @@ from .events import (
     Snapshot,
     TypingChanged,
 )
-from .fields import entry_in, rooms_of
+from .fields import claimed_in_the_future, entry_in, rooms_of
 from .message_ids import from_the_future
 from .payloads import decode
 from .presence import DevicePresence, PresenceBook, UserPresence, device_presence
@@ -146,6 +147,9 @@ class OrgState:
             return []  # a watcher asking a device whether it lives: not a state (see observer)
         if self._resync is not None:
             self._resync.presence.add((topic.user, topic.device))
+        if "focus" in doc and claimed_in_the_future(doc["focus"]["claimed"], now=wall):
+            self.counters.refused += 1  # it would queue every later claim on the field behind it for good
+            doc = {key: value for key, value in doc.items() if key != "focus"}
         state = device_presence(topic.device, doc, observed_at=wall, live=not retained)
         before = self.presence.device(topic.user, topic.device)
         accepted, changed = self.presence.put(topic.user, state)

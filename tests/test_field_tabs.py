@@ -119,5 +119,10 @@ def test_a_tab_edits_only_where_it_shows_the_fields(server, tabs, e2e_broker) ->
         assert wait_for(lambda: focus_on_the_wire(ana.user)[-1:] == [None], timeout=2), "leaving the page leaves the field"
         assert not any(focus_on_the_wire(chat_only.user)), "a tab that shows no fields edited one"
         assert server.health()["tab_refusals"].get("room", 0) >= 1
+        flood = server.health()["tab_refusals"].get("flood", 0)
+        fay = in_lobby(tabs, "fay")
+        for i in range(40):  # each would re-announce a retained presence
+            fay.send({"t": "blur"} if i % 2 else {"t": "focus", "room": "lobby", "field": f"f{i}"})
+        assert wait_for(lambda: server.health()["tab_refusals"].get("flood", 0) - flood >= 15, timeout=2), "focus changes are not rate limited"
     finally:
         wire.close()

@@ -145,3 +145,11 @@ def test_field_ids_are_class_name_safe(bad: object) -> None:
     with pytest.raises(InvalidId, match="invalid field id"):
         check_field(bad)
     assert check_field("title_2-b") == "title_2-b"
+
+
+def test_a_claim_stamped_in_the_future_is_refused_and_the_rest_of_the_presence_kept(org: OrgState) -> None:
+    feed(org, presence("mallory", "d1", focus=claim("title", int((WALL + 3600) * 1000))))  # first forever, or 2**53
+    assert org.counters.refused == 1 and org.users()["mallory"].status == "online"
+    assert org.rooms["lobby"].fields.entries() == () and org.rooms["lobby"].fields.floor("title") == 0
+    feed(org, presence("ana", "d1", focus=claim("title", int((WALL + 20) * 1000))))  # a clock a little ahead
+    assert holder(org, "title") == ("ana", "d1")
