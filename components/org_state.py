@@ -199,11 +199,11 @@ class OrgState:
         None: its topic was cleared)."""
         key = (user, device)
         before = self._located.pop(key, None)
+        if before is None and (state is None or not (state.focus or state.follow or state.unfollowable)):
+            return []  # the common case: a presence that says nothing of fields
         now = rooms_of(state) if state is not None else frozenset()
         if now:
             self._located[key] = state  # type: ignore[assignment]
-        elif before is None:
-            return []  # the common case: a presence that says nothing of fields
         events: list[Event] = []
         for room in (rooms_of(before) if before is not None else frozenset()) | now:
             held = self.rooms.get(room)
