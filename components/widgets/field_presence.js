@@ -59,10 +59,12 @@ function build(kit, parentElement, options, key) {
     const found = fieldOf(event.target, state.options);
     if (found) say(state, kit, found);
   };
-  state.onFocusOut = () => { // where did focus go? (a select's menu keeps it in the field)
+  state.onFocusOut = () => { // where did focus go?
     clearTimeout(state.focusTimer);
     state.focusTimer = setTimeout(() => {
-      const found = fieldOf(document.activeElement, state.options);
+      const active = document.activeElement;
+      if (active && active.closest && active.closest("#portal")) return; // a field's own popup (a data editor's cell editor)
+      const found = fieldOf(active, state.options);
       if (found) say(state, kit, found);
       else if (shared.owner === key) say(state, kit, null);
     }, 0);
