@@ -8,7 +8,7 @@ import streamlit as st
 from components.identity import ask_for_name
 from components.ids import ID_PATTERN
 from components.kit import PresenceKit
-from components.settings import CursorOverlaySettings
+from components.settings import CursorOverlaySettings, FieldPresenceSettings
 
 HERE = Path(__file__).resolve().parent
 kit = PresenceKit.from_app_file(os.environ.get("PRESENCE_APP_FILE", HERE / "examples" / "demo.yaml"))
@@ -31,6 +31,13 @@ with side:
     kit.render(me, only=["presence_list", "read_receipts", "typing_indicator"])
 with main:
     kit.render(me, only=["chat_panel", "reactions"])
+    if kit.widgets_of(FieldPresenceSettings):
+        st.subheader("A shared record")
+        st.caption("Click a field: the others see you there, and with a lock it is yours until you leave it.")
+        st.text_input("Title", key="title")
+        st.text_area("Notes", key="notes", height=100)
+        st.selectbox("Status", ["Open", "In progress", "Done"], key="status")
+        kit.render(me, only=["field_presence"])
 for overlay in kit.widgets_of(CursorOverlaySettings):
     with st.container(key=overlay.region or "canvas", border=True, height=260):
         st.markdown("**Shared canvas**: move your pointer here and watch the other tabs.")

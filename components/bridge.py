@@ -33,6 +33,10 @@ between the tab and the process's shared session.
   a `chat` with a nonce is answered with a `chat_ack`: its id once stored and handed
   to MQTT, or why not (then nothing was stored or published). A read receipt is
   accepted only for a message the kit knows: held in memory, else found in the store.
+- Fields: a tab says which field its person edits (`focus`, with `lock` a soft-lock
+  claim) only in a room whose fields it shows; when it stops showing them (another
+  page, a reload that shows none) its device edits nothing there any more. Focus and
+  follow changes re-announce the device's presence, so they are rate limited apart.
 - One bad message costs at most itself, one bad tab at most itself: a message that
   cannot be handled, serialised or sent is dropped, logged and counted (the health
   route shows the counts), and every other tab keeps receiving.
@@ -97,6 +101,9 @@ USER_RATE, USER_BURST = 80.0, 160.0
 """Messages a second all tabs of one user may send together in this process."""
 CHAT_RATE, CHAT_BURST = 3.0, 10.0
 """Chat messages a second one user may send (people type slower)."""
+FIELD_RATE, FIELD_BURST = 10.0, 20.0
+"""Focus, blur and follow messages a second one user may send (each re-announces a
+retained presence; tabbing through a form is a burst)."""
 DEFAULT_REACTIONS_PER_SECOND = 20
 HISTORY_THREADS = 4
 """Threads that read and write chat history for tabs (the store runs one call at a time;
@@ -124,6 +131,7 @@ class UserBudget:
 
     messages: TokenBucket = field(default_factory=lambda: TokenBucket(rate=USER_RATE, burst=USER_BURST))
     chats: TokenBucket = field(default_factory=lambda: TokenBucket(rate=CHAT_RATE, burst=CHAT_BURST))
+    fields: TokenBucket = field(default_factory=lambda: TokenBucket(rate=FIELD_RATE, burst=FIELD_BURST))
     reactions: dict[str, TokenBucket] = field(default_factory=dict)
     """Per room: reaction clicks a second, spent by each burst's count."""
 
@@ -157,9 +165,11 @@ class TabHub:
         private_receipt_rooms: frozenset[str | None] = frozenset(),
         reactions: dict[str | None, RoomReactions] | None = None,
         avatar_hosts: frozenset[str] = frozenset(),
+        location_rooms: frozenset[str] = frozenset(),
     ) -> None:
         """`private_receipt_rooms` and `reactions` may hold None: what applies to rooms
-        chosen at run time."""
+        chosen at run time. `location_rooms`: rooms whose edited fields the org's presence
+        list may name (TabEncoder)."""
         self.session = session
         self.signer = signer
         self.leave_grace = leave_grace
@@ -169,7 +179,7 @@ class TabHub:
         self.counts: Counter[str] = Counter()
         """Why messages, frames and sockets were refused or dropped (the health route's)."""
         self.fanout = Fanout(
-            encoder=TabEncoder(avatar_hosts=avatar_hosts),
+            encoder=TabEncoder(avatar_hosts=avatar_hosts, location_rooms=location_rooms),
             room_state=self._room_state,
             history=HistorySource(read=session.history, recent=self._recent_messages, submit=self._submit),
             count=self.counts.update,
@@ -371,6 +381,7 @@ class TabHub:
         if watch != tab.watch:
             self.fanout.show(tab, watch, previous=tab.watch)
             device.set_rooms(tuple(sorted(watch.rooms_shown())))
+            self._leave_fields_not_shown(device, watch)
 
     async def _refuse(self, websocket: WebSocket, code: int, reason: str, count: str) -> None:
         self.counts[count] += 1
@@ -392,6 +403,7 @@ class TabHub:
                 slot.leaving.cancel()
             slot.leaving, slot.tab = None, tab
             slot.device.set_rooms(tuple(sorted(watch.rooms_shown())))
+            self._leave_fields_not_shown(slot.device, watch)
             return slot
         if len(held) >= self.limits.devices_per_user:
             return self.limits.devices_per_user
@@ -479,6 +491,34 @@ class TabHub:
             count = self._allowed_reactions(tab, budget, room, msg["emoji"], msg.get("count", 1))
             if count:
                 device.react(room, msg["emoji"], count=count)
+        elif kind in ("focus", "blur", "follow", "followable"):
+            self._fields(tab, budget, device, msg)
+
+    def _fields(self, tab: Tab, budget: UserBudget, device: Device, msg: dict) -> None:
+        """Where the tab's person is: the field they edit, whom they follow."""
+        kind, room = msg["t"], msg.get("room")
+        if room is not None and "fields" not in tab.watch.rooms.get(room, ()):
+            self._refused(tab, "room")  # a room whose fields this tab does not show
+        elif not budget.fields.take():
+            self._refused(tab, "flood")
+        elif kind == "focus":
+            device.focus(room, msg["field"], label=msg.get("label"), lock=msg.get("lock", False))
+        elif kind == "blur":
+            device.blur()
+        elif kind == "follow":
+            device.follow(room, msg.get("user"))
+        else:
+            device.set_followable(msg["followable"])
+
+    @staticmethod
+    def _leave_fields_not_shown(device: Device, watch: Watch) -> None:
+        """A device edits and follows only where its tab shows the fields."""
+        focus = device.focused
+        if focus is not None and "fields" not in watch.rooms.get(focus.room, ()):
+            device.blur()
+        following = device.following
+        if following is not None and "fields" not in watch.rooms.get(following, ()):
+            device.follow(following, None)
 
     async def _send_chat(self, tab: Tab, device: Device, room: str, text: str, nonce: str | None) -> None:
         """Store (when the session has a store) and publish one message of a tab, after

@@ -12,6 +12,12 @@ empty payload overwrites it, it re-asserts itself at once (guarantee 3). A clean
 `close()` publishes offline and waits for the broker's ack, because a clean DISCONNECT
 discards the will.
 
+Where the device is goes in the same document while it lives (components/fields.py):
+the field it edits (`focus`, with `lock` a claim on the field's soft lock), whom it
+follows, whether its user may be followed. Each change re-announces it with the same
+epoch; the offline document and the will carry none of it, so nothing outlives the
+device.
+
 Methods are safe to call from any thread; MQTT work runs on the network thread.
 """
 
@@ -24,7 +30,9 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from .errors import InvalidPayload
+from .display_names import clean_display_name
 from .events import ChatMessage
+from .fields import Focus, check_field
 from .ids import check_id
 from .message_ids import MessageIds
 from .mqtt_connection import Connection, PublishHandle, Subscription, Will
@@ -58,7 +66,10 @@ class Device(ReconnectingClient):
         store_first: Callable[[ChatMessage], object] | None = None,
         on_closed: Callable[[Device], None] | None = None,
         on_rooms: Callable[[Device], None] | None = None,
+        claim_floor: Callable[[str, str], int] | None = None,
     ) -> None:
+        """`claim_floor(room, field)`: the lowest claim epoch that queues behind every
+        claim on the field the session sees (fields.RoomFields.floor)."""
         self.user = check_id(user, kind="user")
         self.device = check_id(device, kind="device")
         self.rooms = tuple(check_id(room, kind="room") for room in rooms)
@@ -80,6 +91,10 @@ class Device(ReconnectingClient):
         self._store_first = store_first
         self._on_closed = on_closed
         self._on_rooms = on_rooms
+        self._claim_floor = claim_floor
+        self._focus: Focus | None = None
+        self._follow: tuple[str, str] | None = None
+        self._unfollowable = False
         self.reasserted = 0
         self.cursors_sent = 0
         self.closed = False
@@ -99,6 +114,13 @@ class Device(ReconnectingClient):
             doc["avatar"] = self.avatar
         if self.rooms:
             doc["rooms"] = list(self.rooms)
+        if status != "offline":  # where a live device is; nothing of it outlives the device
+            if self._focus is not None:
+                doc["focus"] = self._focus.to_json()
+            if self._follow is not None:
+                doc["follow"] = {"room": self._follow[0], "user": self._follow[1]}
+            if self._unfollowable:
+                doc["unfollowable"] = True
         return encode("presence", doc)
 
     def _will(self, epoch: int) -> Will:
@@ -186,6 +208,63 @@ class Device(ReconnectingClient):
             self.rooms = rooms
         if self._on_rooms is not None:
             self._on_rooms(self)
+        self._on_network(self._announce)
+
+    # -- where the device is: the field it edits, whom it follows ---------------------------
+    @property
+    def focused(self) -> Focus | None:
+        return self._focus
+
+    @property
+    def following(self) -> str | None:
+        """The room in which this device follows someone (None: it follows nobody)."""
+        return self._follow[0] if self._follow is not None else None
+
+    def focus(self, room: str, field: str, *, label: str | None = None, lock: bool = False) -> None:
+        """Edit `field` of `room` now (one field at a time), with `lock` claiming its
+        soft lock. The claim's epoch is above every claim the session sees on the field,
+        so a held field is queued for, never taken; focusing the same field again keeps
+        the claim. `blur()`, `close()` and the will release it."""
+        check_id(room, kind="room")
+        check_field(field)
+        label = clean_display_name(label)
+        with self._lock:
+            held = self._focus
+            if held is not None and (held.room, held.field) == (room, field):
+                claimed = held.claimed
+            else:
+                floor = self._claim_floor(room, field) if self._claim_floor is not None else 0
+                claimed = max(self.wiring.epochs.next(), floor)
+            focus = Focus(room, field, label, lock, claimed)
+            if focus == held:
+                return
+            self._focus = focus
+        self._on_network(self._announce)
+
+    def blur(self) -> None:
+        """Edit no field (releases a lock this device holds or queues for)."""
+        with self._lock:
+            if self._focus is None:
+                return
+            self._focus = None
+        self._on_network(self._announce)
+
+    def follow(self, room: str, user: str | None) -> None:
+        """Follow `user` in `room` (None: nobody): their page then shows it."""
+        check_id(room, kind="room")
+        follow = (room, check_id(user, kind="user")) if user is not None else None
+        with self._lock:
+            if follow == self._follow:
+                return
+            self._follow = follow
+        self._on_network(self._announce)
+
+    def set_followable(self, followable: bool) -> None:
+        """Whether this device's user may be followed (followers stop when it is not)."""
+        with self._lock:
+            if self._unfollowable == (not followable):
+                return
+            self._unfollowable = not followable
         self._on_network(self._announce)
 
     def typing(self, room: str, *, active: bool = True, ttl: float = DEFAULT_TYPING_TTL) -> None:

@@ -2,6 +2,7 @@
 
     PresenceKitError
     ├── InvalidId           (also ValueError)  an org/room/user/device id outside ^[A-Za-z0-9_.-]{1,64}$
+    │                                          (or a field id outside ^[A-Za-z0-9_-]{1,64}$)
     │   └── InvalidMessageId                   a chat message id that is not a ULID, or one stamped in the future
     ├── InvalidBrokerUrl    (also ValueError)  a broker URL that is not mqtt[s]://host[:port]
     ├── InvalidHistoryStore (also ValueError)  a history URL or table the kit cannot use as written

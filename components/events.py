@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .fields import FieldEntry
 from .presence import UserPresence
 
 
@@ -40,6 +41,8 @@ class RoomSnapshot:
     cursors: dict[tuple[str, str], Cursor] = field(default_factory=dict)
     receipts: dict[str, str] = field(default_factory=dict)
     messages: tuple[ChatMessage, ...] = ()
+    fields: tuple[FieldEntry, ...] = ()
+    """Who edits which field and follows whom, by field in the lock rule's order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,15 @@ class ReactionReceived:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class FieldsChanged:
+    """Someone began or stopped editing a field of a room, or following someone there."""
+
+    room: str
+    entries: tuple[FieldEntry, ...]
+    """The room's whole field state, by field in the lock rule's order (fields.lock_holders)."""
+
+
 Event = (
     Snapshot
     | RoomSynced
@@ -111,4 +123,5 @@ Event = (
     | ReceiptMoved
     | ChatReceived
     | ReactionReceived
+    | FieldsChanged
 )

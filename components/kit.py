@@ -168,6 +168,9 @@ class PresenceKit(WidgetMethods):
             private_receipt_rooms=self.private_receipt_rooms(),
             reactions=self.room_reactions(),
             avatar_hosts=frozenset(settings.access.avatar_hosts),
+            # the org's list names fields edited in the fixed rooms, unless a hook may
+            # refuse some person some room
+            location_rooms=frozenset(settings.rooms) if self.authorize is None else frozenset(),
         )
         await self.hub.start()
         log.info("presence kit: org %s on %s, chat history in %s", settings.org, broker.url, store.url.redacted)

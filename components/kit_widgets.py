@@ -68,6 +68,12 @@ class WidgetMethods:
     ) -> None:
         self._render_one(identity, "chat_panel", locals())
 
+    def field_presence(
+        self, identity: Identity, *, id: str | None = None, room: str | None = None, fields: list[str] | None = None,
+        lock: bool | None = None, follow: bool | None = None,
+    ) -> None:
+        self._render_one(identity, "field_presence", locals())
+
     # -- shared by the methods above and by render() ------------------------------------
     def _render_one(self, identity: Identity, kind: str, arguments: dict[str, Any]) -> None:
         """`arguments` are a method's locals(): its identity, self and the options."""

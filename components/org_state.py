@@ -4,8 +4,10 @@
 the events it causes. Foreign topics are ignored; invalid payloads are dropped and
 counted, never raised; valid ones that break a rule of the kit (a chat id or receipt
 stamped in the future, see message_ids.MAX_CLOCK_SKEW) are refused and counted. Display
-names are cleaned on the way in (display_names). A device that goes offline loses its
-typing and cursors at once.
+names are cleaned on the way in (display_names), and so is a field claim stamped in the
+future (its focus is ignored). A device that goes offline loses its
+typing and cursors at once, and its field state (the field it edits, its lock claim,
+whom it follows: components/fields.py), which its presence carries, with its presence.
 
 A will seen as it fires (delivered live, not stale, ending the device's connection)
 is left in `fired` after that receive(), for the observer to say when the device was
@@ -35,6 +37,7 @@ from .events import (
     ChatReceived,
     CursorMoved,
     Event,
+    FieldsChanged,
     PresenceChanged,
     ReactionReceived,
     ReceiptMoved,
@@ -42,6 +45,7 @@ from .events import (
     Snapshot,
     TypingChanged,
 )
+from .fields import claimed_in_the_future, entry_in, rooms_of
 from .leases import LeaseBook
 from .message_ids import from_the_future
 from .payloads import decode
@@ -97,6 +101,9 @@ class OrgState:
         self._room_options = {"history": history, "cursor_ttl": cursor_ttl, "per_user": per_user}
         self.presence = PresenceBook()
         self.leases = LeaseBook()
+        self._located: dict[tuple[str, str | None], DevicePresence] = {}
+        """Live devices whose presence says where they are (fields.rooms_of), to place
+        them in a room entered later."""
         self.rooms: dict[str, RoomState] = {}
         for room in rooms:
             self.add_room(room)
@@ -154,6 +161,9 @@ class OrgState:
             return []  # a watcher asking a device whether it lives: not a state (see observer)
         if self._resync is not None:
             self._resync.presence.add((topic.user, topic.device))
+        if "focus" in doc and claimed_in_the_future(doc["focus"]["claimed"], now=wall):
+            self.counters.refused += 1  # it would queue every later claim on the field behind it for good
+            doc = {key: value for key, value in doc.items() if key != "focus"}
         state = device_presence(topic.device, doc, observed_at=wall, live=not retained)
         held = self.presence.device(topic.user, topic.device)
         if not state.live and held is not None and held.live and held.until is not None and state.epoch > held.epoch:
@@ -176,6 +186,7 @@ class OrgState:
         events: list[Event] = []
         if not state.live:
             events += self._forget_device(user, state.device, changed)
+        events += self._place(user, state.device, state)
         if changed is not None:
             events.append(PresenceChanged(user, changed))
         return events
@@ -200,7 +211,7 @@ class OrgState:
         if topic.kind == "presence":
             self.leases.release(topic.user, topic.device)
             removed, changed = self.presence.clear(topic.user, topic.device)
-            events = self._forget_device(topic.user, topic.device, changed)
+            events = self._forget_device(topic.user, topic.device, changed) + self._place(topic.user, topic.device, None)
             if removed:
                 events.append(PresenceChanged(topic.user, None))
             elif changed is not None:
@@ -225,13 +236,32 @@ class OrgState:
             events += [CursorMoved(room.room, u, d, None) for u, d in gone]
         return events
 
+    def _place(self, user: str, device: str | None, state: DevicePresence | None) -> list[Event]:
+        """Update the field state of the rooms a device was or now is placed in (state
+        None: its topic was cleared)."""
+        key = (user, device)
+        before = self._located.pop(key, None)
+        if before is None and (state is None or not (state.focus or state.follow or state.unfollowable)):
+            return []  # the common case: a presence that says nothing of fields
+        now = rooms_of(state) if state is not None else frozenset()
+        if now:
+            self._located[key] = state  # type: ignore[assignment]
+        events: list[Event] = []
+        for room in (rooms_of(before) if before is not None else frozenset()) | now:
+            held = self.rooms.get(room)
+            if held is not None and held.fields.put(user, device, entry_in(room, user, state) if room in now else None):  # type: ignore[arg-type]
+                events.append(FieldsChanged(room, held.fields.entries()))
+        return events
+
     # -- rooms on demand ------------------------------------------------------------
     def add_room(self, room: str) -> bool:
         """Start keeping `room`'s state (its topics are being subscribed); False when it
         is kept already."""
         if room in self.rooms:
             return False
-        self.rooms[room] = RoomState(room, **self._room_options)  # type: ignore[arg-type]
+        state = self.rooms[room] = RoomState(room, **self._room_options)  # type: ignore[arg-type]
+        for (user, device), located in self._located.items():
+            state.fields.put(user, device, entry_in(room, user, located))
         return True
 
     def drop_room(self, room: str) -> None:

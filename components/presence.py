@@ -13,6 +13,8 @@ Rules (DESIGN.md guarantees 3 and 5):
   until an observer that saw it fire re-publishes the same offline with the moment
   (observer.py); a repeated offline of the same epoch changes nothing for a watcher
   that already knows when the device left.
+- a live device may say where it is (components/fields.py): the field it edits, whom it
+  follows; an offline one says nothing of that, whatever its payload holds.
 Pure: no clock, no sockets; the caller passes the time.
 """
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .display_names import clean_display_name
+from .fields import Focus
 
 Status = Literal["online", "away", "offline"]
 RANK: dict[Status, int] = {"offline": 0, "away": 1, "online": 2}
@@ -46,6 +49,10 @@ class DevicePresence:
     """A live state's lease: it holds until then unless its lease is renewed (leases.py)."""
     lease: str | None = None
     """`owner/holder` of the lease whose renewals extend `until`."""
+    focus: Focus | None = None
+    follow: tuple[str, str] | None = None
+    """(room, user): the person this device follows in that room."""
+    unfollowable: bool = False
 
     @property
     def live(self) -> bool:
@@ -69,6 +76,8 @@ class UserPresence:
     name: str | None = None
     avatar: str | None = None
     rooms: frozenset[str] = frozenset()
+    focus: Focus | None = None
+    """Where the user is editing: the latest focus of their live devices."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +110,8 @@ def device_presence(device: str | None, doc: dict[str, Any], *, observed_at: flo
     elif live:
         since = observed_at
     leased = status != "offline" and "until" in doc
+    here = status != "offline"
+    focus, follow = doc.get("focus"), doc.get("follow")
     return DevicePresence(
         device=device,
         status=status,
@@ -112,6 +123,9 @@ def device_presence(device: str | None, doc: dict[str, Any], *, observed_at: flo
         since_is_start=will and not live,
         until=doc["until"] if leased else None,
         lease=doc.get("lease") if leased else None,
+        focus=Focus.from_json(focus) if focus and here else None,
+        follow=(follow["room"], follow["user"]) if follow and here else None,
+        unfollowable=here and doc.get("unfollowable", False),
     )
 
 
@@ -120,12 +134,13 @@ def aggregate(user: str, devices: dict[str | None, DevicePresence]) -> UserPrese
     online since the earliest online device, away since the latest idle device went
     away, offline since the last device was last seen. `rooms` are the live devices'
     rooms (a tab closed in one room does not keep its user there), or, with no live
-    device, the rooms of the device seen last."""
+    device, the rooms of the device seen last. `focus` is the field a live device began
+    editing last."""
     if len(devices) == 1:  # most users: the same result without the scans below
         (only,) = devices.values()
         return UserPresence(user=user, status=only.status, since=only.since, devices=int(only.live),
                             name=only.name if only.name or only.avatar else None,
-                            avatar=only.avatar if only.name or only.avatar else None, rooms=only.rooms)
+                            avatar=only.avatar if only.name or only.avatar else None, rooms=only.rooms, focus=only.focus)
     best = max(devices.values(), key=lambda d: RANK[d.status]).status
     holding = [d.since for d in devices.values() if d.status == best and d.since is not None]
     since = (min(holding) if best == "online" else max(holding)) if holding else None
@@ -143,6 +158,7 @@ def aggregate(user: str, devices: dict[str | None, DevicePresence]) -> UserPrese
         name=newest_named.name if newest_named else None,
         avatar=newest_named.avatar if newest_named else None,
         rooms=rooms,
+        focus=max((d.focus for d in live if d.focus), key=lambda f: f.claimed, default=None),
     )
 
 

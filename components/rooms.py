@@ -1,5 +1,6 @@
-"""The live state of one room: typing with expiry, latest cursors, read receipts and
-recent chat. Pure; the caller passes the monotonic time.
+"""The live state of one room: typing with expiry, latest cursors, read receipts,
+recent chat, and who edits which field (components/fields.py, fed from presence by the
+org state). Pure; the caller passes the monotonic time.
 
 Typing expires on the receiver: each signal is valid for its ttl from receipt
 (capped at 120 s), whether or not the stop ever arrives (guarantee 7). A cursor that has
@@ -17,6 +18,7 @@ from typing import Any
 
 from .display_names import clean_display_name
 from .events import ChatMessage, Cursor, RoomSnapshot
+from .fields import RoomFields
 
 DEFAULT_TYPING_TTL = 6.0
 MAX_TYPING_TTL = 120.0
@@ -36,6 +38,7 @@ class RoomState:
         self._receipts: dict[str, str] = {}
         self._messages: list[ChatMessage] = []
         self._by_id: dict[str, ChatMessage] = {}
+        self.fields = RoomFields()
 
     # typing -------------------------------------------------------------------
     def typists(self) -> tuple[str, ...]:
@@ -147,4 +150,5 @@ class RoomState:
             cursors={key: cursor for key, (cursor, _) in self._cursors.items()},
             receipts=dict(self._receipts),
             messages=tuple(self._messages),
+            fields=self.fields.entries(),
         )

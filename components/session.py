@@ -20,6 +20,11 @@ last one left, so a tab that reloads or a page that navigates back does not make
 session leave and re-enter. A room's events start with RoomSynced once its retained
 state is complete; `room_ready(room)` says whether it is.
 
+Fields and soft locks (components/fields.py): a device says which field of a room it
+edits with `device.focus(room, field, lock=True)` and lets go with `blur()`; the
+session holds every room's field state like the rest, and `lock_holder(room, field)`
+applies the lock rule to it. `wait_for_lock` waits until a device holds a lock.
+
 Chat history: given a `history_store`, a device's chat is stored before it is
 published (send_chat blocks for the write and raises HistoryUnavailable when it could
 not be stored), and the observer hands every chat it sees on the broker, whoever sent
@@ -47,6 +52,7 @@ from .broker import BrokerSettings
 from .device import MAX_CURSOR_HZ, Device
 from .epochs import EpochClock
 from .events import ChatMessage, Event, RoomSnapshot, Snapshot
+from .fields import FieldEntry, lock_holders
 from .history import HistoryStore, check_page
 from .history_writer import HistoryStats, HistoryWriter
 from .ids import check_id
@@ -151,6 +157,8 @@ class PresenceSession:
         self.org = org
         self.rooms = rooms
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        """Notified whenever the state changed (events were queued)."""
         self.state = OrgState(
             scheme=self.wiring.scheme, org=org, rooms=rooms, history=history, cursor_ttl=cursor_ttl, per_user=devices_per_user
         )
@@ -251,7 +259,9 @@ class PresenceSession:
 
     def _enqueue(self, events: list[Event]) -> None:
         # called with self._lock held, so deltas queue after any snapshot taken before
-        self._queue.put((None, events))
+        with self._changed:  # the same (re-entrant) lock
+            self._queue.put((None, events))
+            self._changed.notify_all()
 
     def _dispatch(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -343,6 +353,7 @@ class PresenceSession:
             store_first=self._store_first if self.history_store is not None else None,
             on_closed=self._forget_device,
             on_rooms=self._device_moved,
+            claim_floor=self._claim_floor,
         )
         with self._lock:
             old = self._devices.get((user, device))
@@ -364,6 +375,30 @@ class PresenceSession:
             self._device_rooms[device] = [self.enter_room(room) for room in device.rooms]
         for leave in leaves:
             leave()
+
+    # -- fields and soft locks -----------------------------------------------------------------
+    def lock_holder(self, room: str, field: str) -> FieldEntry | None:
+        """Who holds the soft lock of `field` in `room` by the lock rule, as this session
+        sees it now (None: nobody, or the room is not watched)."""
+        with self._lock:
+            state = self.state.rooms.get(room)
+            return lock_holders(state.fields.entries()).get(field) if state is not None else None
+
+    def wait_for_lock(self, device: Device, room: str, field: str, *, timeout: float) -> bool:
+        """Wait until `device` holds the lock of `field` in `room` (after its
+        `focus(room, field, lock=True)`); False when it does not within `timeout` s."""
+
+        def held() -> bool:
+            holder = self.lock_holder(room, field)
+            return holder is not None and (holder.user, holder.device) == (device.user, device.device)
+
+        with self._changed:
+            return self._changed.wait_for(held, timeout)
+
+    def _claim_floor(self, room: str, field: str) -> int:
+        with self._lock:
+            state = self.state.rooms.get(room)
+            return state.fields.floor(field) if state is not None else 0
 
     # -- chat history ----------------------------------------------------------------------
     def history(self, room: str, *, before: str | None = None, limit: int = 50) -> list[ChatMessage]:

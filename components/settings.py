@@ -147,6 +147,16 @@ class ChatPanelSettings:
     height: int | Literal["auto"]
 
 
+@dataclass(frozen=True)
+class FieldPresenceSettings:
+    type: ClassVar[str] = "field_presence"
+    id: str | None  # None: named by its position in the file
+    room: str
+    fields: tuple[str, ...] | None  # None: every keyed input of the page
+    lock: bool
+    follow: bool
+
+
 WidgetSettings = (
     PresenceListSettings
     | TypingIndicatorSettings
@@ -154,6 +164,7 @@ WidgetSettings = (
     | ReadReceiptsSettings
     | ReactionsSettings
     | ChatPanelSettings
+    | FieldPresenceSettings
 )
 
 # The settings class of each widget `type`, in the schema's order (a test checks it).

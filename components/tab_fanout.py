@@ -6,7 +6,8 @@ frame is built once for all the tabs that show the same thing.
   view that changed sends one `people_delta` to the tabs that show it. A tab joining a
   view gets the view's `people` text, built once and shared.
 - Rooms: typing, chat, receipts and reactions go only to the tabs that show that part
-  of that room; cursor moves are batched per room and tick (CURSOR_TICK). A tab that
+  of that room (and who edits which field, its `fields`, whole on each change); cursor
+  moves are batched per room and tick (CURSOR_TICK). A tab that
   starts showing a room gets its `room` frame when the session has the room's retained
   state (at once, or on RoomSynced); one that starts showing its chat gets the room's
   latest messages then, as a `history` frame (components/tab_history.py: read off the
@@ -29,6 +30,7 @@ from .events import (
     ChatReceived,
     CursorMoved,
     Event,
+    FieldsChanged,
     PresenceChanged,
     ReactionReceived,
     ReceiptMoved,
@@ -197,6 +199,8 @@ class Fanout:
             self._to_room(event.room, "receipts", {"t": "receipt", "room": event.room, "user": event.user, "up_to": event.up_to, "name": self.name_of(event.user)})
         elif isinstance(event, ReactionReceived):
             self._to_room(event.room, "reactions", {"t": "reaction", "room": event.room, "user": event.user, "emoji": event.emoji, "count": event.count, "name": self.name_of(event.user)})
+        elif isinstance(event, FieldsChanged):
+            self._to_room(event.room, "fields", {"t": "fields", "room": event.room, "editors": self.encoder.fields(event.entries)})
 
     def _resync(self, snapshot: Snapshot) -> None:
         """The session resynced with the broker: every tab replaces what it holds."""

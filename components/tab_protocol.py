@@ -15,18 +15,28 @@ Tab to server (schemas/tab-message.schema.json, validated, anything else refused
     earlier   {room, before, limit?}       load earlier messages: the page of the room's chat
                                            just below `before` (answered with `history`)
     activity, typing, cursor, read, react  what its person does
+    focus     {room, field, label?, lock?} its person edits this field of a room now (with
+                                           lock: claims its soft lock); only in a room whose
+                                           fields the tab shows
+    blur      {}                           its person edits no field
+    follow    {room, user?}                follow this person in a room (no user: nobody)
+    followable {followable}                whether its person may be followed
 Server to tab (`t` names the type; messages queued for a tab together arrive as one
 frame holding a JSON array of them, in order):
     welcome   {user, device, name, epoch}  the tab's identity, after its tokens checked out
     people    {room, limit, counts, total, members, complete}
                                            a presence view: the first `limit` members of a
                                            scope (room null: the org) in display order, and
-                                           counts by status; sent when watched and on resync
+                                           counts by status; sent when watched and on resync.
+                                           A member editing a field says where (`location`:
+                                           {room, field, label}) in a view of that room, and
+                                           in the org's view when the room is one anybody may
+                                           see (TabEncoder.location_rooms)
     people_delta {room, limit, counts, total, upsert, remove}
                                            what changed in that view during one tick
     people_batch {deltas}                  the deltas of several views of the tab, one tick:
                                            a tab gets at most one presence frame a tick
-    room      {room, typists?, receipts?, cursors?, names}
+    room      {room, typists?, receipts?, cursors?, fields?, names}
                                            the parts of a room the tab shows, when watched
     history   {room, before, messages, more, unavailable?}
                                            past chat, oldest first: the latest messages when the
@@ -45,10 +55,14 @@ frame holding a JSON array of them, in order):
                                            reason in words, it was neither stored nor published
     receipt   {room, user, up_to, name}    a read marker moved forward
     reaction  {room, user, emoji, count, name}   a coalesced burst
+    fields    {room, editors: [{user, device, name, field?, label?, lock?, holds?, follows?,
+               unfollowable?}]}            who edits which field of the room and whom they follow,
+                                           the whole state, by field in the lock rule's order;
+                                           `holds` marks each field's lock holder
     refused   {room, reason}               a room the tab asked for and may not see
     broker    {connected, error, url}      the server's link to the broker changed
     token     {token}                      a fresh token for reconnecting later
-Room parts: typing, chat, receipts, cursors, reactions.
+Room parts: typing, chat, receipts, cursors, reactions, fields.
 
 A chat message is identified by its id (a ULID: ids sort in time); a tab keeps one copy
 of each id it holds, whichever frame brought it.
@@ -69,10 +83,11 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .events import ChatMessage, Cursor, CursorMoved, RoomSnapshot
+from .fields import FieldEntry, lock_holders
 from .presence import UserPresence
 
-RoomPart = Literal["typing", "chat", "receipts", "cursors", "reactions"]
-ROOM_PARTS: tuple[RoomPart, ...] = ("typing", "chat", "receipts", "cursors", "reactions")
+RoomPart = Literal["typing", "chat", "receipts", "cursors", "reactions", "fields"]
+ROOM_PARTS: tuple[RoomPart, ...] = ("typing", "chat", "receipts", "cursors", "reactions", "fields")
 NameOf = Callable[[str], str | None]
 """A user's display name as the server knows it now (None: unknown)."""
 
@@ -84,8 +99,11 @@ def dumps(message: dict[str, Any]) -> str:
 class TabEncoder:
     """Session state and events as tab messages, with the app file's avatar policy."""
 
-    def __init__(self, *, avatar_hosts: frozenset[str] = frozenset()) -> None:
+    def __init__(self, *, avatar_hosts: frozenset[str] = frozenset(), location_rooms: frozenset[str] = frozenset()) -> None:
+        """`location_rooms`: rooms anybody who sees the org's presence may see, so the org's
+        view names a field being edited there (a view of one room names its own)."""
         self.avatar_hosts = frozenset(host.lower() for host in avatar_hosts)
+        self.location_rooms = location_rooms
 
     def avatar(self, url: str | None) -> str | None:
         """`url` if viewers' browsers may fetch it, else None (initials are shown)."""
@@ -98,9 +116,10 @@ class TabEncoder:
             return None
         return url if parts.scheme == "https" and host is not None and host.lower() in self.avatar_hosts else None
 
-    def member(self, presence: UserPresence) -> dict[str, Any]:
-        """One person of a presence view (where else they are is not the tab's business)."""
-        return {
+    def member(self, presence: UserPresence, scope: str | None = None) -> dict[str, Any]:
+        """One person of the presence view of `scope` (a room, None: the org); where else
+        they are is not the tab's business."""
+        doc = {
             "user": presence.user,
             "status": presence.status,
             "devices": presence.devices,
@@ -108,6 +127,27 @@ class TabEncoder:
             "name": presence.name,
             "avatar": self.avatar(presence.avatar),
         }
+        focus = presence.focus
+        if focus is not None and (focus.room == scope if scope is not None else focus.room in self.location_rooms):
+            doc["location"] = {"room": focus.room, "field": focus.field, "label": focus.label}
+        return doc
+
+    @staticmethod
+    def fields(entries: Iterable[FieldEntry]) -> list[dict[str, Any]]:
+        """A room's field state (in the lock rule's order) as the tab's `editors`."""
+        entries = list(entries)
+        holders = set(lock_holders(entries).values())
+        editors = []
+        for entry in entries:
+            doc: dict[str, Any] = {"user": entry.user, "device": entry.device, "name": entry.name}
+            if entry.focus is not None:
+                doc.update(field=entry.focus.field, label=entry.focus.label, lock=entry.focus.lock, holds=entry in holders)
+            if entry.follows is not None:
+                doc["follows"] = entry.follows
+            if entry.unfollowable:
+                doc["unfollowable"] = True
+            editors.append(doc)
+        return editors
 
     @staticmethod
     def message(message: ChatMessage, name: str | None) -> dict[str, Any]:
@@ -134,6 +174,8 @@ class TabEncoder:
                 mentioned.update(snapshot.receipts)
             elif part == "cursors":
                 doc["cursors"] = [cursor_move(u, d, c, name_of(u)) for (u, d), c in snapshot.cursors.items()]
+            elif part == "fields":
+                doc["fields"] = self.fields(snapshot.fields)
         doc["names"] = names(mentioned, name_of)
         return doc
 

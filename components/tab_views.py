@@ -71,7 +71,7 @@ class PresenceView:
         """The whole view now, as text (cached until the view changes)."""
         if self._full is None:
             page, self._counts, self._total = self._page(index)
-            self._sent = {p.user: (p, encoder.member(p)) for p in page}
+            self._sent = {p.user: (p, encoder.member(p, self.scope)) for p in page}
             self._full = dumps({
                 "t": "people", "room": self.scope, "limit": self.limit, "counts": self._counts, "total": self._total,
                 "members": [json for _, json in self._sent.values()], "complete": complete,
@@ -87,7 +87,7 @@ class PresenceView:
             if sent is not None and sent[0] is presence:
                 held[presence.user] = sent
                 continue
-            json = encoder.member(presence)
+            json = encoder.member(presence, self.scope)
             held[presence.user] = (presence, json)
             if sent is None or sent[1] != json:
                 upsert.append(json)

@@ -3,7 +3,11 @@
 
 import contextlib
 import json
+import os
+import signal
+import subprocess
 import threading
+import time
 from collections.abc import Callable
 
 from bench.harness import (
@@ -12,9 +16,21 @@ from bench.harness import (
 )
 
 __all__ = [
-    "REPO", "HistoryPlace", "RawSubscriber", "RawTab", "Seen", "Watcher", "end_process", "join_process", "kit_env",
-    "postgres_url", "python_child", "tab_messages", "wait_for",
+    "REPO", "HistoryPlace", "RawSubscriber", "RawTab", "Seen", "Watcher", "die_while_the_broker_is_down", "end_process",
+    "join_process", "kit_env", "postgres_url", "python_child", "tab_messages", "wait_for",
 ]
+
+
+def die_while_the_broker_is_down(broker, proc: subprocess.Popen[str]) -> float:  # noqa: ANN001 - a MosquittoBroker
+    """Let a persistent broker save its retained state, stop it, SIGKILL `proc` while
+    nobody can fire its will, and start the broker again; returns when it was back
+    (monotonic seconds)."""
+    time.sleep(1.5)  # the broker's autosave (1 s) has the retained state
+    broker.kill()
+    os.kill(proc.pid, signal.SIGKILL)
+    end_process(proc)
+    broker.start()
+    return time.monotonic()
 
 
 class RawTab:

@@ -24,21 +24,23 @@ def test_edits_keep_comments_order_and_flow_style(tmp_path) -> None:
     path = tmp_path / "demo.yaml"
     original = (ROOT / "examples" / "demo.yaml").read_text(encoding="utf-8")
     path.write_text(original, encoding="utf-8")
+    widgets = [w.type for w in load_app_file(path).widgets]
+    new = len(widgets)  # where the added widget goes: last
     doc = AppDocument.open(path)
     doc.add_widget("typing_indicator")
-    doc.set(("widgets", 5, "ttl"), 8)
+    doc.set(("widgets", new, "ttl"), 8)
     doc.set(("rooms",), ["lobby", "side"])
     doc.set(("broker", "keepalive"), 10)
     doc.remove(("widgets", 0, "title"))
-    doc.move_widget(5, -1)
+    doc.move_widget(new, -1)
     doc.save()
     text = path.read_text(encoding="utf-8")
     assert text.splitlines()[:3] == original.splitlines()[:3]  # the comments
     assert "rooms: [lobby, side]\n" in text
     assert text.index("version: 1") < text.index("broker:") < text.index("org: demo")  # the schema's order
     settings = load_app_file(path)
-    assert [w.type for w in settings.widgets] == ["presence_list", "chat_panel", "reactions", "cursor_overlay", "typing_indicator", "read_receipts"]
-    assert settings.widgets[4].ttl == 8 and settings.widgets[0].title is None and settings.broker.keepalive == 10
+    assert [w.type for w in settings.widgets] == [*widgets[:-1], "typing_indicator", widgets[-1]]
+    assert settings.widgets[new - 1].ttl == 8 and settings.widgets[0].title is None and settings.broker.keepalive == 10
 
 
 def test_removing_the_last_key_of_a_mapping_removes_the_mapping() -> None:

@@ -5,8 +5,6 @@ its will. Watchers probe the devices that did not re-announce and bury the silen
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import time
 
@@ -16,7 +14,7 @@ from components import BrokerSettings, PresenceSession
 from components.embedded_broker import MosquittoBroker
 from components.observer import PROBE_TIMEOUT, REANNOUNCE_WINDOW
 
-from helpers import Watcher, end_process, python_child, wait_for
+from helpers import Watcher, die_while_the_broker_is_down, end_process, python_child, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +52,7 @@ def test_a_device_that_died_while_the_broker_was_down_is_not_a_ghost(persistent_
             watcher = Watcher(session)
             assert watcher.wait_status("dead", "online", timeout=5) is not None
             assert watcher.wait_status("alive", "online", timeout=5) is not None
-            time.sleep(1.5)  # the broker's autosave (1 s) has the retained onlines
-            persistent_broker.kill()
-            os.kill(dead.pid, signal.SIGKILL)  # dies while nobody can fire its will
-            end_process(dead)
-            persistent_broker.start()
-            back = time.monotonic()
+            back = die_while_the_broker_is_down(persistent_broker, dead)
             assert session.wait_synced(10)
             assert watcher.status("dead") == "online", "the broker restored the retained online"
             took = watcher.wait_status("dead", "offline", timeout=5 + GRACE + 5)

@@ -18,7 +18,7 @@ from helpers import REPO, kit_env
 
 PACKAGE = REPO / "components"
 CORE = {f"components.{name}" for name in (
-    "topics", "payloads", "presence", "rooms", "org_state", "app_file", "settings", "ids", "yaml_reader", "events",
+    "topics", "payloads", "presence", "rooms", "org_state", "app_file", "settings", "ids", "yaml_reader", "events", "fields",
 )}
 SESSION = {f"components.{name}" for name in ("session", "device", "observer", "reconnecting", "network_loop", "mqtt_connection")}
 SOCKETS = {"socket", "selectors", "ssl", "asyncio", "subprocess", "multiprocessing"}

@@ -124,6 +124,10 @@ function presenceKit() {
     });
   }
 
+  // Ask the page to show where `user` is (a presence list's click): a field presence
+  // widget scrolls to the field they edit. `location` ({room, field}) when known.
+  kit.locate = (user, location) => emit({ t: "locate", user, location: location || null });
+
   kit.subscribe = (fn, kinds) => {
     kit.listeners.set(fn, kinds ? new Set(kinds) : null);
     return () => kit.listeners.delete(fn);
@@ -148,7 +152,7 @@ function presenceKit() {
   // earlier messages may exist; loading: an earlier page is asked for; unavailable: the
   // server could not read its history store; kept: how many messages the tab keeps.
   const room = (name) => (kit.rooms[name] ||= {
-    typists: [], receipts: {}, messages: [], cursors: new Map(),
+    typists: [], receipts: {}, messages: [], cursors: new Map(), fields: [],
     floor: null, more: false, loading: false, unavailable: false, kept: MAX_MESSAGES,
   });
   kit.room = room;
@@ -288,8 +292,14 @@ function presenceKit() {
         if (message.typists) held.typists = message.typists;
         if (message.receipts) held.receipts = message.receipts;
         if (message.cursors) held.cursors = new Map(message.cursors.map((move) => [`${move[0]}/${move[1]}`, { move, at: performance.now() }]));
+        if (message.fields) held.fields = message.fields;
+        for (const e of message.fields || []) learnName(e.user, e.name);
         break;
       }
+      case "fields": // who edits which field of the room, and whom they follow: the whole state
+        for (const e of message.editors) learnName(e.user, e.name);
+        room(message.room).fields = message.editors;
+        break;
       case "history":
         receiveHistory(message);
         break;

@@ -4,7 +4,8 @@
 // element has data-user and data-status. Above `counter_above` live members it becomes
 // a counter (and a "Show all" button), and goes back to a list only below
 // counter_above - counter_hysteresis. Entries are updated in place, keyed by user: an
-// avatar image is loaded once, not on every change.
+// avatar image is loaded once, not on every change. A member editing a field says
+// where ("editing Title"); clicking them asks the page to show it (kit.locate).
 const ORDER = { online: 0, away: 1, offline: 2 };
 const KINDS = ["people", "people_delta", "connection", "broker", "welcome", "refused"];
 
@@ -136,6 +137,31 @@ function updateMember(item, user, isYou, options, kit) {
   if (user.status === "away") detail = `away · ${ago(user.since)}`;
   else if (user.status === "offline") detail = `last seen ${ago(user.since)}${ago(user.since) === "just now" ? "" : " ago"}`;
   if (options.show_devices && user.devices > 1) detail += `${detail ? " · " : ""}${user.devices} devices`;
+  if (user.location) detail += `${detail ? " · " : ""}editing ${user.location.label || user.location.field}${options.room ? "" : ` in ${user.location.room}`}`;
   item.detail.textContent = detail;
   item.detail.hidden = !detail;
+  locatable(item, user, kit);
+}
+
+// Where a member edits, as a control: click or Enter shows their field (field presence).
+function locatable(item, user, kit) {
+  item.location = user.location || null;
+  if (!item.onLocate) {
+    item.onLocate = (event) => {
+      if (!item.location || (event.type === "keydown" && event.key !== "Enter" && event.key !== " ")) return;
+      event.preventDefault();
+      kit.locate(item.li.dataset.user, item.location);
+    };
+    item.text.addEventListener("click", item.onLocate);
+    item.text.addEventListener("keydown", item.onLocate);
+  }
+  if (item.location) {
+    item.text.setAttribute("role", "button");
+    item.text.tabIndex = 0;
+    item.text.classList.add("pk-located");
+  } else if (item.text.hasAttribute("role")) {
+    item.text.removeAttribute("role");
+    item.text.removeAttribute("tabindex");
+    item.text.classList.remove("pk-located");
+  }
 }
