@@ -35,16 +35,16 @@ from .errors import ConfigError, ConfigProblem
 from .history_url import HistoryUrl, passwords_in, url_problem
 from .schema_files import load_schema
 from .settings import (
-    AccessConfig,
+    AccessSection,
     AppSettings,
-    BrokerConfig,
-    HistoryConfig,
-    IdentityConfig,
-    LimitsConfig,
+    BrokerSection,
+    HistorySection,
+    IdentitySection,
+    LimitsSection,
     PageSettings,
     PresenceListSettings,
-    RoomsOnDemandConfig,
-    TlsConfig,
+    RoomsOnDemandSection,
+    TlsSection,
     WIDGET_SETTINGS,
     WidgetSettings,
 )
@@ -422,17 +422,17 @@ def _settings(data: dict, *, base_dir: Path | None) -> AppSettings:
         AppSettings,
         data,
         broker=_typed(
-            BrokerConfig,
+            BrokerSection,
             broker,
             protocol=str(broker["protocol"]),  # YAML reads `protocol: 5` as a number
-            tls=None if tls is None else _typed(TlsConfig, {k: _file(v, base_dir) for k, v in tls.items()}),
+            tls=None if tls is None else _typed(TlsSection, {k: _file(v, base_dir) for k, v in tls.items()}),
             capabilities=_typed(BrokerCapabilities, broker["capabilities"]),
         ),
-        rooms_on_demand=_typed(RoomsOnDemandConfig, data["rooms_on_demand"]),
-        identity=_typed(IdentityConfig, data["identity"]),
-        limits=_typed(LimitsConfig, data["limits"]),
-        access=_typed(AccessConfig, data["access"]),
-        history=_typed(HistoryConfig, data["history"], url=HistoryUrl.parse(data["history"]["url"], base_dir=base_dir).url),
+        rooms_on_demand=_typed(RoomsOnDemandSection, data["rooms_on_demand"]),
+        identity=_typed(IdentitySection, data["identity"]),
+        limits=_typed(LimitsSection, data["limits"]),
+        access=_typed(AccessSection, data["access"]),
+        history=_typed(HistorySection, data["history"], url=HistoryUrl.parse(data["history"]["url"], base_dir=base_dir).url),
         page=_typed(PageSettings, data["page"]),
         widgets=tuple(_widget(w, rooms) for w in data["widgets"]),
     )

@@ -47,7 +47,7 @@ from .events import ChatMessage
 from .history_url import HistoryUrl
 from .ids import check_id
 from .message_ids import check_message_id, floor_id
-from .settings import HistoryConfig
+from .settings import HistorySection
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +364,7 @@ def open_history_store(
     return PostgresHistory(parsed, table=table, keep=keep, wall=wall, monotonic=monotonic)
 
 
-def history_store_for(config: HistoryConfig, *, environ: Mapping[str, str]) -> HistoryStore:
+def history_store_for(config: HistorySection, *, environ: Mapping[str, str]) -> HistoryStore:
     """The store an app file's `history` section names, `PRESENCE_HISTORY_URL` winning
     over its url. Not connected yet (see open_history_store)."""
     return open_history_store(environ.get(HISTORY_URL_VARIABLE) or config.url, table=config.table, keep=config.keep)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from .ids import ID_PATTERN
-from .settings import IdentityConfig
+from .settings import IdentitySection
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -40,7 +40,7 @@ def user_id_for(raw: str) -> str:
     return f"{cleaned}-{digest}"
 
 
-def identify(config: IdentityConfig) -> Identity | None:
+def identify(config: IdentitySection) -> Identity | None:
     """The identity for this session, or None when there is none (not logged in, no
     header, no query parameter)."""
     if config.source == "streamlit_login":

@@ -102,23 +102,10 @@ class PresenceKit(WidgetMethods):
         embedded broker started here (stopped with the lifespan)."""
         broker = self.settings.broker
         url = self._environ.get(BROKER_URL_VARIABLE) or broker.url
-        protocol = broker.protocol
         if url is None:
             self.embedded = EmbeddedBroker()
-            url, protocol = self.embedded.url, self.embedded.protocol
-        tls = broker.tls
-        return BrokerSettings.from_url(
-            url,
-            protocol=protocol,
-            keepalive=broker.keepalive,
-            topic_prefix=broker.topic_prefix,
-            username=broker.username,
-            password=broker.password,
-            ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
-            cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
-            key_file=str(tls.key_file) if tls and tls.key_file else None,
-            capabilities=broker.capabilities,
-        )
+            return broker.connection(self.embedded.url, protocol=self.embedded.protocol)
+        return broker.connection(url)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:

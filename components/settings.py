@@ -1,5 +1,10 @@
 """The typed settings an app file turns into: what the session and the widgets read.
 
+An app file section that is not a widget is a `*Section` (`BrokerSection` is the file's
+`broker:` as written); a widget's options are its `*Settings`. Where and how one MQTT
+connection goes is `broker.BrokerSettings`, the connection side, which bots and agents
+build themselves and the kit builds from a `BrokerSection` (`BrokerSection.connection`).
+
 Frozen dataclasses with no defaults of their own. Every default lives in
 `schemas/app.schema.json` and is filled in from there by the loader
 (`components.app_file`), so a field here is None only where the schema has no default
@@ -8,10 +13,12 @@ and the file left the key out. Field names are the YAML keys, one for one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, get_args
 
+from .broker import BrokerSettings
 from .capabilities import BrokerCapabilities
 
 IdentitySource = Literal["streamlit_login", "header", "query_param"]
@@ -20,18 +27,21 @@ PageLayout = Literal["centered", "wide"]
 
 
 @dataclass(frozen=True)
-class TlsConfig:
+class TlsSection:
     ca_file: Path | None
     cert_file: Path | None
     key_file: Path | None
 
 
 @dataclass(frozen=True)
-class BrokerConfig:
+class BrokerSection:
+    """The app file's `broker:`: the connection's settings (`connection()`) and the
+    session's timings (leave grace, lease, last-seen retention)."""
+
     url: str | tuple[str, ...] | None  # several: the nodes of one cluster; None: start an embedded broker
     username: str | None
     password: str | None = field(repr=False)
-    tls: TlsConfig | None
+    tls: TlsSection | None
     keepalive: int
     protocol: MqttProtocol
     topic_prefix: str
@@ -45,34 +55,52 @@ class BrokerConfig:
         """True when the app file names no broker and the kit starts its own."""
         return self.url is None
 
+    def connection(self, url: str | Sequence[str], *, protocol: MqttProtocol | None = None) -> BrokerSettings:
+        """The connection side: `url` (one, or several: the nodes of a cluster; the
+        file's own, `MQTT_URL` or an embedded broker's) with this section's
+        credentials, TLS files and MQTT options."""
+        tls = self.tls
+        return BrokerSettings.from_url(
+            url,
+            protocol=protocol or self.protocol,
+            keepalive=self.keepalive,
+            topic_prefix=self.topic_prefix,
+            username=self.username,
+            password=self.password,
+            ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
+            cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
+            key_file=str(tls.key_file) if tls and tls.key_file else None,
+            capabilities=self.capabilities,
+        )
+
 
 @dataclass(frozen=True)
-class IdentityConfig:
+class IdentitySection:
     source: IdentitySource
     header: str | None  # set exactly when source is "header"
 
 
 @dataclass(frozen=True)
-class RoomsOnDemandConfig:
+class RoomsOnDemandSection:
     allow: tuple[str, ...]
     query_param: str | None  # None: no query parameter chooses the room
     linger: float
 
 
 @dataclass(frozen=True)
-class LimitsConfig:
+class LimitsSection:
     devices_per_user: int
     sockets_per_address: int
 
 
 @dataclass(frozen=True)
-class AccessConfig:
+class AccessSection:
     allowed_origins: tuple[str, ...]
     avatar_hosts: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class HistoryConfig:
+class HistorySection:
     url: str = field(repr=False)  # may hold a password (from the environment)
     """A relative SQLite path is already resolved against the app file's folder."""
     keep: int
@@ -174,13 +202,13 @@ WIDGET_SETTINGS: dict[str, type[WidgetSettings]] = {cls.type: cls for cls in get
 @dataclass(frozen=True)
 class AppSettings:
     version: int
-    broker: BrokerConfig
+    broker: BrokerSection
     org: str
     rooms: tuple[str, ...]
-    rooms_on_demand: RoomsOnDemandConfig
-    identity: IdentityConfig
-    limits: LimitsConfig
-    access: AccessConfig
-    history: HistoryConfig
+    rooms_on_demand: RoomsOnDemandSection
+    identity: IdentitySection
+    limits: LimitsSection
+    access: AccessSection
+    history: HistorySection
     page: PageSettings
     widgets: tuple[WidgetSettings, ...]

@@ -18,12 +18,12 @@ from components.errors import ConfigError, ConfigProblem
 from components.schema_files import load_schema
 from components.settings import (
     AppSettings,
-    BrokerConfig,
+    BrokerSection,
     ChatPanelSettings,
-    HistoryConfig,
-    IdentityConfig,
+    HistorySection,
+    IdentitySection,
     PageSettings,
-    TlsConfig,
+    TlsSection,
     TypingIndicatorSettings,
     WIDGET_SETTINGS,
 )
@@ -130,10 +130,10 @@ def test_schema_lists_exactly_the_widget_types_settings_knows():
     ("cls", "schema"),
     [
         (AppSettings, APP),
-        (BrokerConfig, APP["properties"]["broker"]),
-        (TlsConfig, APP["properties"]["broker"]["properties"]["tls"]),
-        (IdentityConfig, APP["properties"]["identity"]),
-        (HistoryConfig, APP["properties"]["history"]),
+        (BrokerSection, APP["properties"]["broker"]),
+        (TlsSection, APP["properties"]["broker"]["properties"]["tls"]),
+        (IdentitySection, APP["properties"]["identity"]),
+        (HistorySection, APP["properties"]["history"]),
         (PageSettings, APP["properties"]["page"]),
         *[(WIDGET_SETTINGS[name], schema) for name, schema in widget_defs().items()],
     ],
@@ -151,7 +151,7 @@ def test_top_level_and_broker_defaults_come_from_the_schema():
     app = load_app_text(MINIMAL, environ={})
     top = APP["properties"]
     assert app.rooms == tuple(top["rooms"]["default"])
-    assert app.identity == IdentityConfig(source=top["identity"]["default"]["source"], header=None)
+    assert app.identity == IdentitySection(source=top["identity"]["default"]["source"], header=None)
     assert app.widgets == ()
     assert app.broker.embedded and app.broker.url is None and app.broker.tls is None
     for name, prop in top["broker"]["properties"].items():
@@ -424,7 +424,7 @@ def test_history_defaults_come_from_the_schema_and_sit_beside_the_app_file(tmp_p
     assert history.url == f"sqlite:///{tmp_path}/.presence-kit/history.sqlite3"
     assert (history.keep, history.table) == (defaults["keep"], defaults["table"]) == (30 * 86400, "presence_chat")
     app_file.write_text(f"{MINIMAL}history: {{url: 'sqlite:////srv/chat.db', keep: 3600, table: chat}}\n")
-    assert load_app_file(app_file, environ={}).history == HistoryConfig(url="sqlite:////srv/chat.db", keep=3600, table="chat")
+    assert load_app_file(app_file, environ={}).history == HistorySection(url="sqlite:////srv/chat.db", keep=3600, table="chat")
 
 
 def test_history_url_passwords_come_only_from_the_environment():
