@@ -7,6 +7,8 @@ option (or a new widget type) in the schema is a new input with no other change.
 
     schema property                         Field.kind
     "type": "boolean"                       boolean
+    "type": ["boolean", "null"]             choice of true / false, unset meaning null
+    "type": [T, "null"] otherwise           as T, unset meaning null
     "type": "integer" / "number"            integer / number (bounds kept, not enforced:
                                             the validator explains what is out of range)
     "enum" or "const" choices               choice
@@ -132,9 +134,9 @@ def _field(name: str, prop: Mapping[str, Any], resolve: _Resolver, *, required: 
         return None
     if "enum" in spec:
         return Field(kind="choice", choices=_distinct(spec["enum"]), **common)
-    kind = spec.get("type")
-    if kind == "boolean":
-        return Field(kind="boolean", **common)
+    kind, nullable = _base_type(spec.get("type"))
+    if kind == "boolean":  # a toggle cannot say "not set", so a nullable one is a choice
+        return Field(kind="choice", choices=(True, False), **common) if nullable else Field(kind="boolean", **common)
     if kind in ("integer", "number"):
         return Field(kind=kind, minimum=spec.get("minimum"), maximum=spec.get("maximum"), **common)
     if kind == "array" and resolve(spec.get("items", {})).get("type") == "string":
@@ -144,6 +146,13 @@ def _field(name: str, prop: Mapping[str, Any], resolve: _Resolver, *, required: 
         inner = tuple(f for n, p in spec["properties"].items() if (f := _field(n, p, resolve, required=n in needed)) is not None)
         return Field(kind="group", fields=inner, **common)
     return Field(kind="text" if kind == "string" else "value", **common)
+
+
+def _base_type(kind: Any) -> tuple[Any, bool]:
+    """`["boolean", "null"]` is a boolean that may be left unset (null: the kit decides)."""
+    if isinstance(kind, list) and "null" in kind and len(kind) == 2:
+        return next(k for k in kind if k != "null"), True
+    return kind, False
 
 
 def _distinct(values: list[Any]) -> tuple[Any, ...]:

@@ -39,9 +39,12 @@ def add(at: AppTest, kind: str) -> AppTest:
 
 def expected_input(spec: dict) -> str:
     spec = {**SCHEMA["$defs"].get(spec.get("$ref", "#/$defs/").split("/")[-1], {}), **spec}
-    if "enum" in spec:
+    kind = spec.get("type")
+    if "enum" in spec or kind == ["boolean", "null"]:  # a nullable boolean: null, true or false
         return "selectbox"
-    return {"boolean": "toggle", "integer": "number_input", "number": "number_input", "array": "multiselect"}.get(spec.get("type"), "text_input")
+    if isinstance(kind, list):
+        kind = next(k for k in kind if k != "null")
+    return {"boolean": "toggle", "integer": "number_input", "number": "number_input", "array": "multiselect"}.get(kind, "text_input")
 
 
 def assert_input_for(found: dict, key: str, name: str, spec: dict) -> None:
@@ -121,3 +124,13 @@ def test_a_value_out_of_range_shows_the_validate_message_and_is_not_saved(monkey
     at.number_input(key="w0.ttl").set_value(7.5).run()
     at.button(key="save").click().run()
     assert not at.error and path.read_text(encoding="utf-8").endswith("  - type: typing_indicator\n    ttl: 7.5\n")
+
+
+def test_a_nullable_capability_is_null_true_or_false_and_unset_writes_nothing(monkeypatch, tmp_path) -> None:
+    at, _ = editor(monkeypatch, tmp_path, "version: 1\norg: acme\nbroker:\n  url: mqtt://127.0.0.1:1883\n")
+    box = at.selectbox(key="app.broker.capabilities.will_delay")
+    assert [box.format_func(o) for o in box.options] == ["null (default)", "true", "false"]
+    box.set_value(False).run()
+    assert "capabilities:\n    will_delay: false\n" in at.session_state["doc"].text()
+    at.selectbox(key="app.broker.capabilities.will_delay").set_value(box.options[0]).run()
+    assert "will_delay" not in at.session_state["doc"].text()

@@ -148,5 +148,10 @@ def _placeholder(field: Field) -> str:
 
 def _choice_text(field: Field, value: Any) -> str:
     if value is UNSET:
-        return f"{field.default} (default)" if field.default is not NO_DEFAULT else "(not set)"
-    return str(value)
+        return f"{_yaml_word(field.default)} (default)" if field.default is not NO_DEFAULT else "(not set)"
+    return _yaml_word(value)
+
+
+def _yaml_word(value: Any) -> str:
+    """A value as the app file spells it: null, true, false, 5, text."""
+    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
