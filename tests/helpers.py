@@ -87,6 +87,15 @@ class RawTab:
             found += message.get("members", []) if message["t"] == "people" else message.get("upsert", []) if message["t"] == "people_delta" else []
         return found
 
+    def chat_texts(self, room: str) -> list[str]:
+        """The texts of `room`'s chat this tab was sent, live or in a history page (a
+        message sent before the room's first page arrives is in that page, not repeated)."""
+        found: list[str] = []
+        for message in list(self.messages):
+            if message["t"] in ("chat", "history"):
+                found += [m["text"] for m in message.get("messages", [message.get("message")]) if m["room"] == room]
+        return found
+
     def close(self) -> None:
         self._stack.close()
         self._reader.join(5)
