@@ -39,13 +39,13 @@ def test_edit_the_demo_add_a_typing_indicator_fix_its_ttl_and_save(chromium, tmp
         for user, _ in PEOPLE:
             member(page, user, "online").wait_for(timeout=10_000)
 
-        # add a typing indicator (it becomes widgets[5])
+        # add a typing indicator (it becomes the last of the widgets)
         choose = page.locator(".st-key-add-kind input")
         choose.click()
         choose.fill("typing_indicator")
         page.get_by_role("option", name=re.compile(r"^typing_indicator")).click()
         page.locator(".st-key-add-widget button").click()
-        ttl = page.locator(".st-key-field-widgets-5-ttl")  # only a typing indicator has `ttl`
+        ttl = page.locator(f".st-key-field-widgets-{len(original.widgets)}-ttl")  # only a typing indicator has `ttl`
         ttl.wait_for(timeout=10_000)
         assert page.locator(".pk-typing").count() == 2 or wait_for(lambda: page.locator(".pk-typing").count() == 2, timeout=10)
 
