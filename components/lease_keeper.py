@@ -5,11 +5,13 @@ While the session has devices open, it publishes `{"until": now + lease}` retain
 connections (the observer's first). Each device's presence names that lease and carries
 `until` itself, so a watcher that never sees the lease still has a bound.
 
-Cost: one message per process per interval. The interval is max(lease / 2, lease -
+Cost: one message per process per interval. The interval is max(lease / 3, lease -
 RENEWAL_MARGIN): 45 s for the default 60 s lease, so 80 messages an hour per process
-whatever its number of devices (docs/BROKERS.md, "Leases"). A renewal is published
-again on another connection when its own is not acknowledged within ACK_WAIT (a node
-that died silently), so a live process never lets its lease run out while any of its
+whatever its number of devices (docs/BROKERS.md, "Leases"); a short lease keeps two
+thirds of itself for a failover. A renewal that is not acknowledged within ACK_WAIT (a
+node that died silently) is published again on another connection, or, when there is
+none, on the first that works, every RETRY until one acknowledges it or a newer renewal
+replaces it, so a live process never lets its lease run out while any of its
 connections works.
 
 Runs on the network thread; `start` and `close` may be called from any thread.
@@ -64,7 +66,7 @@ class LeaseKeeper:
         """`connections()` gives the live connections to renew through, best first, or
         None when the process has no device open (then nothing is renewed)."""
         self.lease = check_lease(lease)
-        self.interval = max(lease / 2, lease - RENEWAL_MARGIN)
+        self.interval = max(lease / 3, lease - RENEWAL_MARGIN)
         self.name = f"{owner}/{holder}"
         self._topic = scheme.render(Topic("lease", org, owner, device=holder))
         self._network = network
@@ -114,13 +116,17 @@ class LeaseKeeper:
         self.renewals += 1
         self._until = max(self._until, until)
 
-        def acked_or_elsewhere() -> None:
-            if not handle.done and rest and not self._closed:
+        def acked_or_again() -> None:
+            if handle.done or self._closed or until < self._until:
+                return  # acknowledged, or a newer renewal took over
+            others = rest or [c for c in self._connections() or () if c is not conn]
+            if others:
                 self.republished += 1
-                self._publish(rest, until)
+                self._publish(others, until)
+            else:  # every connection is down or was this one: the first to come back
+                self._network.call_later(RETRY, acked_or_again)
 
-        if rest:
-            self._network.call_later(ACK_WAIT, acked_or_elsewhere)
+        self._network.call_later(ACK_WAIT, acked_or_again)
 
     def close(self, conn: Connection | None) -> None:
         """Stop renewing; clear the lease through `conn` (the process left cleanly, its
