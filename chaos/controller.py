@@ -354,7 +354,7 @@ class Chaos:
             host.wait_ready()
         settle = 1.5 * cfg.keepalive + SWEEP + cfg.grace + 1 if thawed else cfg.grace + 1
         self._settle_check(f"round {n} (before the broker restart)", deadline=time.monotonic() + settle)
-        time.sleep(1.2)  # the broker's autosave (1 s) holds the current retained state
+        self.broker.save()  # on disk now: a persistent restart brings back the current state
         before = {k: self._epoch(self.watches[0], k) for k in self.ports}
         snapshots = [w.session.observer.snapshots for w in self.watches]
         self.broker.kill()

@@ -116,6 +116,19 @@ class MosquittoBroker:
         self.stop()
         raise TimeoutError(f"mosquitto did not answer CONNECT on port {self.port} within {timeout} s")
 
+    def save(self, *, timeout: float = 5.0) -> None:
+        """Have a persistent broker write its state to disk now (SIGUSR1) and wait until
+        the file changed, so a kill right after loses nothing (autosave is only every second)."""
+        db = self.dir / "mosquitto.db"
+        before = db.stat().st_mtime_ns if db.exists() else None
+        assert self.process is not None and self.process.poll() is None, "the broker is not running"
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while (db.stat().st_mtime_ns if db.exists() else None) == before:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"mosquitto did not save {db} within {timeout} s (persistence off?)")
+            time.sleep(0.02)
+
     def kill(self) -> None:
         """SIGKILL: the broker vanishes without closing anything cleanly."""
         if self.process and self.process.poll() is None:

@@ -22,10 +22,10 @@ __all__ = [
 
 
 def die_while_the_broker_is_down(broker, proc: subprocess.Popen[str]) -> float:  # noqa: ANN001 - a MosquittoBroker
-    """Let a persistent broker save its retained state, stop it, SIGKILL `proc` while
+    """Have a persistent broker save its retained state, kill it, SIGKILL `proc` while
     nobody can fire its will, and start the broker again; returns when it was back
     (monotonic seconds)."""
-    time.sleep(1.5)  # the broker's autosave (1 s) has the retained state
+    broker.save()
     broker.kill()
     os.kill(proc.pid, signal.SIGKILL)
     end_process(proc)
