@@ -143,6 +143,7 @@ class ClusterChaos(Chaos):
         moved = {k for k, at in located.items() if at == node and (victim is None or k not in victim.keys)}
         alive_before = {u for u, _ in self.alive()} - ({u for u, _ in victim.keys} if victim else set())
         counts = {u: sum(1 for k in self.alive() if k[0] == u and (victim is None or k not in victim.keys)) for u in alive_before}
+        marks = self.cluster.log_marks()
         hit = time.monotonic()
         if victim is not None:
             victim.kill()
@@ -158,9 +159,17 @@ class ClusterChaos(Chaos):
             self._wait("lapse", hit, lambda: not any(self._shown_live(w, k) for w in self.watches for k in victim.keys), self.lease + FAILOVER_BOUND, self.figures.lapse_s, n)
         # a host killed with its node: the late joiner checks once the lease alone has
         # run out (the offlines watchers published may reach other nodes later)
-        deadline = hit + {"host": self.cfg.grace + 1, "host+node": self.lease + CLOCK_SKEW + 1}.get(kind, 0)
+        # NATS closes connections whose retained publish or CONNECT times out on JetStream
+        # while leaders are re-elected (wills fire): those devices come back by themselves
+        dropped = self._dropped_users(marks)
+        deadline = hit + {"host": self.cfg.grace + 1, "host+node": self.lease + CLOCK_SKEW + 1}.get(kind, FAILOVER_BOUND if dropped else 0)
         self._settle_check(f"round {n}", deadline=deadline)
-        self._count_dips(n, hit, counts, f"during a {kind} round")
+        self._count_dips(n, hit, counts, f"during a {kind} round", dropped=self._dropped_users(marks))
+
+    def _dropped_users(self, marks: list[int]) -> frozenset[str]:
+        """Users whose device connection a node closed on a JetStream timeout since `marks`."""
+        ids = (client.split(":") for client in self.cluster.dropped_clients(marks))
+        return frozenset(parts[1] for parts in ids if len(parts) == 4 and parts[1] != "observer")
 
     def _wait(self, what: str, since: float, done, bound: float, record: list[float], n: int) -> None:  # noqa: ANN001
         limit = bound + 5
