@@ -124,13 +124,15 @@ def test_killing_the_node_of_a_live_device_fails_it_over_and_it_stays_online(nat
             held = watcher.session.state.presence.device("mover", "d1")
             return held is not None and held.live and held.epoch > before  # a new connection, elsewhere
 
-        assert wait_for(lambda: all(moved(w) for w in watchers), timeout=FAILOVER_BOUND), "the device did not fail over"
+        assert wait_for(lambda: all(moved(w) for w in watchers), timeout=2 * FAILOVER_BOUND), "the device did not fail over"
         took = time.monotonic() - killed
         assert device.poll() is None
         time.sleep(1.0)
         # NATS itself closes a connection whose retained publish times out while JetStream
-        # re-elects leaders (its will fires): only then may the move show an offline
+        # re-elects leaders (its will fires): only then may the move show an offline, or
+        # take longer than the bound (the device comes back once NATS lets it)
         dropped = any(client.split(":")[1:2] == ["mover"] for client in nats_cluster.dropped_clients(marks))
+        assert dropped or took <= FAILOVER_BOUND, f"failover took {took:.1f} s"
         for watcher in watchers:
             assert dropped or "offline" not in watcher.statuses("mover"), f"flicker on failover: {watcher.statuses('mover')}"
             assert watcher.wait_status("mover", "online", timeout=FAILOVER_BOUND) is not None
