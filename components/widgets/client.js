@@ -18,6 +18,7 @@ const ABOVE_EVERY_MESSAGE = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"; // the largest id: the
 const ANSWER_WAIT_MS = 20000; // a chat message without an answer by then may not have been sent
 const TYPING_PAUSE_MS = 3000; // no key for this long: typing stops
 const ANNOUNCE_GAP_MS = { chat: 3000, typing: 5000, reaction: 5000 }; // a screen reader hears at most one of each per gap
+const ANNOUNCED_ITEMS = 100; // what one summary counts at most ("100 new messages from …")
 // How often a typing notice with this ttl (seconds) is sent again while keys keep coming.
 function typingRefreshMs(ttlSeconds) {
   return Math.min(2000, (ttlSeconds * 1000) / 2);
@@ -145,7 +146,6 @@ function presenceKit() {
     if (onTokenExpired) kit.tokenExpired.set(key, onTokenExpired);
     if (first || changedUser) {
       kit.tokens = new Map([[key, config.token]]);
-      if (changedUser) kit.tokenExpired = new Map(onTokenExpired ? [[key, onTokenExpired]] : []);
       kit.freshToken = null;
       kit.deviceId = sessionStorage.getItem(storageKey()) || newDeviceId();
       sessionStorage.setItem(storageKey(), kit.deviceId);
@@ -577,7 +577,7 @@ function presenceKit() {
 //   {className, kinds, need(w), build(w), update(w, previous), receive(w, message), destroy(w)}
 // where `kinds` are the message kinds it shows (it receives no other), `need(w)` says
 // what it shows (kit.need; `w.ask()` says it again after the widget changed it), and `w`
-// is the instance: {kit, key, root, options, ask, listen, every, later, onDestroy} plus
+// is the instance: {kit, key, root, options, ask, listen, every, onDestroy} plus
 // the widget's own state. Listeners, timers and subscriptions made through `w` end with
 // it, and the kit forgets what it showed.
 function mountWidget(component, name, widget) {
@@ -617,7 +617,6 @@ function widgetInstance(kit, key, parentElement, widget, options) {
       cleanups.push(() => target.removeEventListener(type, fn, listenOptions));
     },
     every(ms, fn) { const timer = setInterval(fn, ms); cleanups.push(() => clearInterval(timer)); },
-    later(ms, fn) { const timer = setTimeout(fn, ms); cleanups.push(() => clearTimeout(timer)); return timer; },
     onDestroy(fn) { cleanups.push(fn); },
   };
   widget.build(w);
@@ -665,6 +664,7 @@ function setClass(node, className) {
 // A visually hidden polite live region in `w.root` that speaks at most once per `gapMs`:
 // what `say(item)` collects in between is spoken together, as `compose(items)` words it
 // (the first item at once, then one summary per gap), so a busy room is not a flood.
+// At most ANNOUNCED_ITEMS are kept for one summary.
 function announcer(w, gapMs, compose) {
   const node = el("div", "pk-sr");
   node.setAttribute("role", "status");
@@ -679,7 +679,7 @@ function announcer(w, gapMs, compose) {
   };
   w.onDestroy(() => clearTimeout(timer));
   return (item) => {
-    items.push(item);
+    if (items.length < ANNOUNCED_ITEMS) items.push(item);
     if (timer) return;
     const wait = spokeAt + gapMs - performance.now();
     if (wait <= 0) speak();
@@ -722,6 +722,10 @@ function el(tag, className, text) {
 function initials(name) {
   const parts = String(name || "?").trim().split(/\s+/).filter(Boolean);
   return ((parts[0] || "?")[0] + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
+}
+// Whether the person asked for less motion (widgets then snap, fade or scroll at once).
+function reducedMotion() {
+  return window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 }
 // A person's colour, from their id: the hue varies, the lightness does not, so white
 // initials and name labels on it keep a contrast of at least 4.5:1 in every theme.

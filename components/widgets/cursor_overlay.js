@@ -99,7 +99,7 @@ function place(state, kit, move, at) {
     const label = nameElement(kit, user, null, "pk-cursor-label");
     // the layer is outside the component's shadow root, so styles are inline
     Object.assign(label.style, {
-      background: colour, color: "white", font: "12px/1.4 sans-serif", padding: "1px 6px",
+      background: colour, color: "white", font: "12px/1.4 var(--st-font, sans-serif)", padding: "1px 6px",
       borderRadius: "8px", marginLeft: "10px", whiteSpace: "nowrap", position: "relative", top: "-4px", unicodeBidi: "isolate",
     });
     node.appendChild(label);
@@ -136,7 +136,7 @@ function animate(state, now) {
   const rect = regionElement(state.options).getBoundingClientRect();
   const dt = state.lastFrame ? now - state.lastFrame : 16;
   state.lastFrame = now;
-  const blend = 1 - Math.exp(-dt / SMOOTHING_MS);
+  const blend = reducedMotion() ? 1 : 1 - Math.exp(-dt / SMOOTHING_MS); // reduced motion: no glide
   for (const [key, cursor] of state.cursors) {
     if (now - cursor.movedAt > state.options.hide_after * 1000) { remove(state, key); continue; }
     cursor.x += (cursor.tx - cursor.x) * blend;

@@ -186,7 +186,7 @@ function decorate(kit, container, editors, lockedBy) {
     Object.assign(label.style, { // outside the shadow root: no stylesheet of ours reaches it
       // inside the top right corner: a text area's container clips what sticks out
       position: "absolute", top: "0", right: "0", zIndex: "5", pointerEvents: "none", color: "white",
-      font: "12px/1.5 sans-serif", padding: "0 6px", borderRadius: "8px", whiteSpace: "nowrap", unicodeBidi: "isolate",
+      font: "12px/1.5 var(--st-font, sans-serif)", padding: "0 6px", borderRadius: "8px", whiteSpace: "nowrap", unicodeBidi: "isolate",
     });
     container.appendChild(label);
   }
@@ -321,8 +321,7 @@ function reveal(state, kit, user, location) {
   const field = location ? location.field : entry && entry.field;
   const container = field && pageFields(state.options).get(field);
   if (!container) return;
-  const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-  container.scrollIntoView({ block: "center", behavior: still ? "auto" : "smooth" });
+  container.scrollIntoView({ block: "center", behavior: reducedMotion() ? "auto" : "smooth" });
   container.dataset.pkHighlight = user;
   container.style.boxShadow = `0 0 0 6px ${colourFor(user).replace(")", " / 0.35)")}`;
   clearTimeout(state.flashTimer);
