@@ -95,13 +95,105 @@ process.stdout.write(JSON.stringify(out));
 """
 
 
-@pytest.fixture(scope="module")
-def client() -> dict:
+# The kit's lifecycle on a fake page: event targets that count their listeners, a fake
+# WebSocket the test opens and closes, session storage, microtasks.
+LIFECYCLE = r"""
+const vm = require("vm");
+const fs = require("fs");
+const live = { window: 0, document: 0 };
+const handlers = { window: new Map(), document: new Map() };
+const target = (name) => ({
+  addEventListener(type, fn) { live[name] += 1; handlers[name].set(type, [...(handlers[name].get(type) || []), fn]); },
+  removeEventListener(type, fn) { live[name] -= 1; handlers[name].set(type, (handlers[name].get(type) || []).filter((f) => f !== fn)); },
+});
+const fire = (name, type, event) => { for (const fn of handlers[name].get(type) || []) fn(event); };
+const sockets = [];
+class FakeSocket {
+  constructor(url) { this.url = url; this.sent = []; this.closed = null; this.readyState = 0; sockets.push(this); }
+  send(data) { this.sent.push(JSON.parse(data)); }
+  close(code, reason) { this.closed = { code, reason }; this.readyState = 3; }
+}
+FakeSocket.OPEN = 1;
+const storage = new Map();
+const timers = [];
+const context = {
+  console, JSON, Math, Date, Map, Set, String, Object, Array, Promise, queueMicrotask,
+  WebSocket: FakeSocket,
+  location: { protocol: "http:", host: "127.0.0.1:1" },
+  sessionStorage: { getItem: (k) => storage.get(k) || null, setItem: (k, v) => storage.set(k, v) },
+  performance: { now: () => 0 },
+  setTimeout: (fn, ms) => { timers.push({ fn, ms }); return timers.length; },
+  clearTimeout: (id) => { if (timers[id - 1]) timers[id - 1].fn = null; },
+  document: { ...target("document"), hidden: false, createElement: () => ({}) },
+};
+context.window = { ...target("window") };
+vm.createContext(context);
+vm.runInContext(fs.readFileSync(process.argv[1], "utf8") + "\n;globalThis.__presenceKitOf = presenceKit;", context);
+(async () => {
+  const out = {};
+  const kit = context.__presenceKitOf();
+  const asked = [];
+  const config = (token) => ({ org: "o", user: "u", name: "U", token, wsPath: "/ws", awayAfter: 300 });
+  kit.configure("a", config("t1"), () => asked.push("a"));
+  kit.need("a", { presence: [{ room: null, limit: 50 }] });
+  kit.configure("b", config("t2"), () => asked.push("b"));
+  kit.need("b", { rooms: { lobby: ["typing"] } });
+  kit.configure("a", config("t3")); // a rerun: a fresh token, no new callback
+  out.callbacks = kit.tokenExpired.size;
+  const first = sockets[0];
+  first.readyState = 1;
+  first.onopen();
+  out.hello = first.sent[0].t;
+  out.listenersWhileMounted = { ...live };
+
+  // into the back/forward cache and back
+  fire("window", "pagehide", {});
+  out.closedAtPagehide = first.closed;
+  first.onclose({ code: 1000, reason: "page closed" }); // arrives late, once restored
+  fire("window", "pageshow", { persisted: true });
+  out.socketsAfterRestore = sockets.length;
+  const second = sockets[1];
+  second.readyState = 1;
+  second.onopen();
+  out.connectedAfterRestore = kit.connected;
+
+  // the server refuses the tokens: Python is asked once for fresh ones
+  second.readyState = 3;
+  second.onclose({ code: 4401, reason: "" });
+  out.asked = asked;
+
+  // the last widget goes: so do the socket, the listeners and the kit
+  kit.release("a");
+  kit.release("b");
+  out.beforeMicrotasks = { ...live };
+  await Promise.resolve();
+  await Promise.resolve();
+  out.listenersAfterRelease = { ...live };
+  out.kitGone = context.window.__presenceKit === undefined;
+  out.callbacksAfterRelease = kit.tokenExpired.size;
+  process.stdout.write(JSON.stringify(out));
+})();
+"""
+
+
+def run_node(script: str) -> dict:
     node = shutil.which("node")
     if node is None:
         pytest.skip("Node.js is not installed (apt-get install nodejs)")
-    result = subprocess.run([node, "-e", HARNESS, str(WIDGETS / "client.js")], capture_output=True, text=True, timeout=30, check=True)
+    result = subprocess.run([node, "-e", script, str(WIDGETS / "client.js")], capture_output=True, text=True, timeout=30)
+    if result.returncode:
+        pytest.fail(f"the script failed in Node: {result.stderr[-2000:]}")
     return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def client() -> dict:
+    return run_node(HARNESS)
+
+
+@pytest.fixture(scope="module")
+def lifecycle() -> dict:
+    return run_node(LIFECYCLE)
 
 
 def widget_sources() -> dict[str, str]:
@@ -144,3 +236,23 @@ def test_the_typing_line_leaves_yourself_out_and_announces_newcomers_once(client
     assert typing["text"] == "\u2068ANA\u2069 and \u2068BEN\u2069 are typing…"
     assert typing["spoken"] == [typing["text"]]
     assert typing["againWrites"] == 0
+
+
+def test_the_token_expiry_callback_comes_with_the_mount_and_goes_with_it(lifecycle) -> None:
+    assert lifecycle["callbacks"] == 2, "a rerun does not add or replace a widget's callback"
+    assert lifecycle["asked"] == ["a"], "one rerun renders every widget: Python is asked once"
+    assert lifecycle["callbacksAfterRelease"] == 0
+
+
+def test_a_page_restored_from_the_back_forward_cache_connects_again(lifecycle) -> None:
+    assert lifecycle["hello"] == "hello"
+    assert lifecycle["closedAtPagehide"] == {"code": 1000, "reason": "page closed"}
+    assert lifecycle["socketsAfterRestore"] == 2, "the late close of the old socket is not final"
+    assert lifecycle["connectedAfterRestore"] is True
+
+
+def test_the_last_widget_takes_the_socket_and_the_page_listeners_with_it(lifecycle) -> None:
+    assert lifecycle["listenersWhileMounted"]["window"] > 0 and lifecycle["listenersWhileMounted"]["document"] > 0
+    assert lifecycle["beforeMicrotasks"] == lifecycle["listenersWhileMounted"], "a widget mounted in the same pass keeps them"
+    assert lifecycle["listenersAfterRelease"] == {"window": 0, "document": 0}
+    assert lifecycle["kitGone"] is True
