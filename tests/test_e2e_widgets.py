@@ -178,7 +178,15 @@ def on_screen(page, others, names, text: str) -> list[str]:
     ben.locator("button.pk-react").first.click()
     page.locator(".pk-chat .pk-typing").filter(has_text="typing").wait_for(timeout=3000)
     assert wait_for(lambda: page.evaluate("window.__bursts.length") > 0, timeout=3), "Ben's reaction burst"
+    # a screen reader hears who types once (typing indicator and chat panel show the same room), and who reacted
+    assert wait_for(lambda: spoken(page, "is typing") == 1, timeout=3), spoken(page, "is typing")
+    assert wait_for(lambda: spoken(page, "reacted") == 1, timeout=3)
     return page.evaluate("window.__bursts")
+
+
+def spoken(page, words: str) -> int:
+    """How many of the page's live regions say `words` now."""
+    return page.locator(".pk-sr[role=status]").filter(has_text=words).count()
 
 
 def serious_violations(page) -> list[str]:
@@ -274,4 +282,5 @@ def test_a_page_restored_from_the_back_forward_cache_is_live_again(ana, others, 
     assert wait_for(lambda: ana.evaluate("window.__presenceKit.connected"), timeout=5), "the restored page did not reconnect"
     send_chat(ben, "are you back?")
     message(ana, "are you back?").wait_for(timeout=5000)
+    assert wait_for(lambda: spoken(ana, names["ben"]) >= 1, timeout=5), "a new message is announced (alone or in a summary)"
     assert member(ben, user_id_for(names["ana"])).get_attribute("data-status") == "online"

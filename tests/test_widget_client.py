@@ -51,12 +51,13 @@ const out = {};
 out.keys = Object.keys(api.TEXTS);
 out.refresh = [1, 2, 4, 6, 120].map(api.typingRefreshMs);
 
-// an announcer with a 3 s gap: the first item at once, the rest as one summary a gap later
+// an announcer of chat (a 3 s gap): the first item at once, the rest as one summary a gap later
 const cleanups = [];
-const root = new FakeNode("div");
-const w = { root, onDestroy: (fn) => cleanups.push(fn) };
-const say = api.announcer(w, 3000, (items) => items.join("+"));
-const region = root.children[0];
+const page = { spoken: new Map() };
+const widget = () => ({ root: new FakeNode("div"), kit: page, options: { room: "lobby" }, onDestroy: (fn) => cleanups.push(fn) });
+const w = widget();
+const say = api.announcer(w, "chat", (items) => items.join("+"));
+const region = w.root.children[0];
 out.role = region.getAttribute("role");
 const heard = [];
 const listen = () => { if (heard[heard.length - 1] !== region.textContent) heard.push(region.textContent); };
@@ -66,6 +67,14 @@ advance(1000); listen();
 advance(1600); listen();
 advance(5000); say("d"); listen();
 out.heard = heard;
+// another widget of the room saying the same words within the gap stays silent
+const other = widget();
+const echo = api.announcer(other, "chat", (items) => items.join("+"));
+echo("d");
+out.echo = other.root.children[0].textContent;
+advance(3000);
+echo("e");
+out.later = other.root.children[0].textContent;
 
 // "Seen by": names below and at the threshold, a count above it, nothing written again
 const kit = {
@@ -218,9 +227,11 @@ def test_typing_is_refreshed_within_half_its_ttl(client) -> None:
     assert client["refresh"] == [500, 1000, 2000, 2000, 2000]
 
 
-def test_a_live_region_speaks_at_once_then_one_summary_per_gap(client) -> None:
+def test_a_live_region_speaks_at_once_then_one_summary_per_gap_and_once_per_page(client) -> None:
     assert client["role"] == "status"
     assert client["heard"] == ["a", "b+c", "d"]
+    assert client["echo"] == "", "a chat panel and a typing indicator of one room do not both say it"
+    assert client["later"] == "e"
 
 
 def test_seen_by_collapses_above_the_threshold_and_writes_only_changes(client) -> None:

@@ -30,7 +30,8 @@ export default (component) => mountWidget(component, "chatPanel", {
     setAttr(w.list, "aria-label", text("messages", room));
     setAttr(w.input, "placeholder", text("composer", room));
     setAttr(w.input, "aria-label", text("composer", room));
-    w.list.style.height = height === "auto" ? "" : `${height}px`;
+    const listHeight = height === "auto" ? "" : `${height}px`;
+    if (w.list.style.height !== listHeight) w.list.style.height = listHeight;
     render(w);
   },
   receive(w, message) {
@@ -89,8 +90,8 @@ function build(w) {
   sendStatus.setAttribute("role", "status");
   w.root.append(header, w.historyNote, w.earlier, w.list, w.typingLine, form, sendStatus);
   Object.assign(w, { readSent: "", rendered: new Map(), seenLines: new Map(), hereKey: null, onScreen: new Set() });
-  w.sayTyping = announcer(w, ANNOUNCE_GAP_MS.typing, (items) => items[items.length - 1]);
-  w.sayChat = announcer(w, ANNOUNCE_GAP_MS.chat, (items) => items.length === 1
+  w.sayTyping = announcer(w, "typing", (items) => items[items.length - 1]);
+  w.sayChat = announcer(w, "chat", (items) => items.length === 1
     ? text("newMessage", kit.nameOf(items[0].user, items[0].name), items[0].text.slice(0, ANNOUNCED_CHARS))
     : text("newMessages", items.length, text("list", [...new Set(items.map((m) => kit.nameOf(m.user, m.name)))])));
 

@@ -29,6 +29,7 @@ function typingRefreshMs(ttlSeconds) {
 // isolated (kit.nameOf), so right-to-left text cannot spill into the words around it.
 const TEXTS = {
   list: (items) => items.join(", "),
+  userId: (id) => ` (${id})`, // after a name that someone else in view shows too
   connecting: "Connecting…",
   brokerReconnecting: "Reconnecting to the broker…",
   roomRefused: (room) => `This page may not show room ${room}.`,
@@ -77,7 +78,8 @@ const TEXTS = {
   newMessages: (n, names) => `${n} new messages from ${names}`,
   reactions: "Reactions",
   reactWith: (emoji) => `React with ${emoji}`,
-  reacted: (name, emoji, count) => (count > 1 ? `${name} reacted ${emoji} ×${count}` : `${name} reacted ${emoji}`),
+  burst: (emoji, count) => (count > 1 ? `${emoji} ×${count}` : emoji),
+  reacted: (name, emoji, count) => `${name} reacted ${text("burst", emoji, count)}`,
   whoEditsWhat: "Who is editing what",
   where: (where, locked) => (locked ? ` · ${where} (locked)` : ` · ${where}`),
   showWhere: (name) => `Show where ${name} is`,
@@ -124,6 +126,7 @@ function presenceKit() {
     sending: new Map(), // nonce -> {resolve, timer}: chat messages waiting for the server's answer
     nonces: 0,
     tokenExpired: new Map(), // mount key -> ask Python for fresh tokens (set at mount, deleted at release)
+    spoken: new Map(), // "kind:room" -> {words, at}: what a live region said last (see announcer)
     retryDelay: 250,
     retryTimer: null,
     activity: { status: "online", lastInput: Date.now(), awayTimer: null },
@@ -329,7 +332,7 @@ function presenceKit() {
   // so right-to-left text cannot spill into the words around it.
   kit.nameOf = (user, fallback) => {
     const { name, id } = kit.label(user, fallback);
-    return `\u2068${name}\u2069${id ? ` (${id})` : ""}`;
+    return `\u2068${name}\u2069${id ? text("userId", id) : ""}`;
   };
   const learnName = (user, name) => {
     if (!name || kit.names.get(user) === name) return;
@@ -661,11 +664,14 @@ function setClass(node, className) {
 }
 
 // -- live regions ---------------------------------------------------------------------
-// A visually hidden polite live region in `w.root` that speaks at most once per `gapMs`:
-// what `say(item)` collects in between is spoken together, as `compose(items)` words it
-// (the first item at once, then one summary per gap), so a busy room is not a flood.
-// At most ANNOUNCED_ITEMS are kept for one summary.
-function announcer(w, gapMs, compose) {
+// A visually hidden polite live region in `w.root` that speaks about `kind` (chat,
+// typing, reaction) of the widget's room at most once per ANNOUNCE_GAP_MS[kind]: what
+// `say(item)` collects in between is spoken together, as `compose(items)` words it (the
+// first item at once, then one summary per gap), so a busy room is not a flood. At most
+// ANNOUNCED_ITEMS are kept for one summary. Words another widget of the page just spoke
+// about the same room (a typing indicator beside a chat panel) are not spoken twice.
+function announcer(w, kind, compose) {
+  const gapMs = ANNOUNCE_GAP_MS[kind];
   const node = el("div", "pk-sr");
   node.setAttribute("role", "status");
   w.root.appendChild(node);
@@ -673,9 +679,14 @@ function announcer(w, gapMs, compose) {
   const speak = () => {
     timer = null;
     if (!items.length) return;
-    node.textContent = compose(items);
+    const words = compose(items);
+    const channel = `${kind}:${w.options.room}`;
+    const last = w.kit.spoken.get(channel);
     items = [];
     spokeAt = performance.now();
+    if (last && last.words === words && spokeAt - last.at < gapMs) return;
+    w.kit.spoken.set(channel, { words, at: spokeAt });
+    node.textContent = words;
   };
   w.onDestroy(() => clearTimeout(timer));
   return (item) => {
@@ -751,7 +762,7 @@ function nameElement(kit, user, fallback, className) {
   const { name, id } = kit.label(user, fallback);
   const node = el("span", className);
   node.append(el("bdi", null, name));
-  if (id) node.append(el("span", "pk-id", ` (${id})`));
+  if (id) node.append(el("span", "pk-id", text("userId", id)));
   return node;
 }
 // What two names are compared by (the server's display_names.name_key, near enough).

@@ -18,7 +18,7 @@ export default (component) => mountWidget(component, "reactions", {
     w.pending = new Map();
     w.timer = null;
     w.emojis = "";
-    w.say = announcer(w, ANNOUNCE_GAP_MS.reaction, (items) => text("list", items));
+    w.say = announcer(w, "reaction", (items) => text("list", items));
     w.onDestroy(() => flush(w));
   },
   update(w) {
@@ -57,7 +57,7 @@ function flush(w) {
 
 function burst(w, emoji, count, from) {
   if (w.stage.childElementCount > 30) return; // keep the page light under a flood
-  const node = el("span", "pk-burst", count > 1 ? `${emoji} ×${count}` : emoji);
+  const node = el("span", "pk-burst", text("burst", emoji, count));
   node.dataset.emoji = emoji;
   node.dataset.count = count;
   if (from) node.title = from;

@@ -1,6 +1,7 @@
 // The typing indicator of one room: "Ana is typing…", "Ana and Ben are typing…",
 // "3 people are typing…", never yourself; someone starting to type is announced to
-// screen readers (politely, at most once per ANNOUNCE_GAP_MS.typing). Typing in any text
+// screen readers (politely, at most once per ANNOUNCE_GAP_MS.typing, and not again when
+// a chat panel of the room just said it). Typing in any text
 // field of the page outside the kit's own widgets (st.chat_input, st.text_area, …)
 // signals typing in its room.
 const isTextField = (node) => node instanceof HTMLTextAreaElement || node instanceof HTMLInputElement;
@@ -12,7 +13,7 @@ export default (component) => mountWidget(component, "typingIndicator", {
   build(w) {
     w.line = el("div", "pk-typing");
     w.root.append(w.line);
-    w.say = announcer(w, ANNOUNCE_GAP_MS.typing, (items) => items[items.length - 1]);
+    w.say = announcer(w, "typing", (items) => items[items.length - 1]);
     w.listen(document, "input", (event) => {
       if (isTextField(event.target)) event.target.value ? w.sender.keystroke() : w.sender.stop();
     }, true);
