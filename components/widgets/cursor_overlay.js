@@ -90,6 +90,7 @@ function place(state, kit, move, at) {
   if (x !== null && x !== undefined && (region || null) !== (state.options.region || null)) return; // another overlay's region
   if (x === null || x === undefined || visible === false) { remove(state, key); return; }
   let cursor = state.cursors.get(key);
+  if (!cursor && performance.now() - at > state.options.hide_after * 1000) return; // a kept frame too old to draw
   if (!cursor) {
     const node = el("div", "pk-cursor");
     node.dataset.user = user;
