@@ -64,7 +64,8 @@ class WidgetMethods:
 
     def chat_panel(
         self, identity: Identity, *, id: str | None = None, room: str | None = None, history: int | None = None,
-        typing_ttl: float | None = None, private_receipts: bool | None = None, height: int | Literal["auto"] | None = None,
+        typing_ttl: float | None = None, private_receipts: bool | None = None, collapse_above: int | None = None,
+        height: int | Literal["auto"] | None = None,
     ) -> None:
         self._render_one(identity, "chat_panel", locals())
 

@@ -172,6 +172,7 @@ class ChatPanelSettings:
     history: int
     typing_ttl: float
     private_receipts: bool
+    collapse_above: int
     height: int | Literal["auto"]
 
 

@@ -212,7 +212,7 @@ def test_written_values_win_over_defaults_and_are_typed():
     )
     assert app.broker.protocol == "5" and app.broker.keepalive == 12
     assert app.widgets[0].emojis == ("🚀",)
-    assert app.widgets[1] == ChatPanelSettings(id=None, room="lobby", history=200, typing_ttl=6, private_receipts=False, height=480)
+    assert app.widgets[1] == ChatPanelSettings(id=None, room="lobby", history=200, typing_ttl=6, private_receipts=False, collapse_above=3, height=480)
     with pytest.raises(dataclasses.FrozenInstanceError):
         app.org = "other"  # type: ignore[misc]
 

@@ -1,8 +1,10 @@
 """The widgets' Streamlit side: components v2 built from the assets in this folder.
 
-Every widget's JavaScript is the shared client (`client.js`: one WebSocket per tab)
-followed by the widget's own module; assets are read once per process (packaged file
-paths are not resolved by components v2, so the text is passed inline).
+Every widget's JavaScript is the shared client (`client.js`: one WebSocket per tab, the
+widget base, the shared renderers and every word the widgets show) followed by the
+widget's own module, and its CSS is the shared `client.css` followed by its own; assets
+are read once per process (packaged file paths are not resolved by components v2, so
+the text is passed inline).
 """
 
 from __future__ import annotations
@@ -15,16 +17,16 @@ import streamlit as st
 
 
 @functools.cache
-def _asset(name: str) -> str | None:
+def _asset(name: str) -> str:
     path = resources.files(__package__) / name
-    return path.read_text(encoding="utf-8") if path.is_file() else None
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
 @functools.cache
 def _component(kind: str) -> Any:
     return st.components.v2.component(
         f"presence_kit_{kind}",
-        css=_asset(f"{kind}.css"),
+        css=f"{_asset('client.css')}\n{_asset(f'{kind}.css')}",
         js=f"{_asset('client.js')}\n{_asset(f'{kind}.js')}",
     )
 

@@ -6,6 +6,8 @@
 // kinds they show, so a cursor frame never touches a presence list. Liveness is the
 // socket itself (the server pings at the protocol level), so there is no heartbeat timer
 // here; the timers are the away detector and a chat message's wait for its answer.
+// The socket and the page-level listeners live while at least one widget is mounted:
+// when the last one goes, so do they (and the kit on `window`).
 // A room's chat is its messages by id, oldest first: the server sends the latest when
 // the tab starts showing it (`history`), then new ones (`chat`); `kit.earlier` asks for
 // the page below `floor`, the oldest message of the history the tab holds without a gap.
@@ -14,6 +16,90 @@ const PAGE = 50; // members a presence list asks for at a time
 const MESSAGE_PAGE = 50; // messages "load earlier" asks for at a time
 const ABOVE_EVERY_MESSAGE = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"; // the largest id: the page below it is the latest
 const ANSWER_WAIT_MS = 20000; // a chat message without an answer by then may not have been sent
+const TYPING_PAUSE_MS = 3000; // no key for this long: typing stops
+const ANNOUNCE_GAP_MS = { chat: 3000, typing: 5000, reaction: 5000 }; // a screen reader hears at most one of each per gap
+const ANNOUNCED_ITEMS = 100; // what one summary counts at most ("100 new messages from …")
+// How often a typing notice with this ttl (seconds) is sent again while keys keep coming.
+function typingRefreshMs(ttlSeconds) {
+  return Math.min(2000, (ttlSeconds * 1000) / 2);
+}
+
+// Every word a widget shows or announces, in one table: `text(key, ...)` is the only way
+// widgets write words (a language table can replace this one). Names come in already
+// isolated (kit.nameOf), so right-to-left text cannot spill into the words around it.
+const TEXTS = {
+  list: (items) => items.join(", "),
+  userId: (id) => ` (${id})`, // after a name that someone else in view shows too
+  connecting: "Connecting…",
+  brokerReconnecting: "Reconnecting to the broker…",
+  roomRefused: (room) => `This page may not show room ${room}.`,
+  refused4403: "This page's address may not connect to the presence server.",
+  refused4429: "You have too many tabs open here: close one to join (this tab joins by itself then).",
+  refused4431: "Too many connections from your network to the presence server; retrying soon.",
+  notSentOffline: "Not sent: not connected to the server. Send it again once the connection is back.",
+  noAnswer: "No answer from the server: your message may not have been sent.",
+  droppedBeforeAnswer: "The connection dropped before the server answered: your message may not have been sent.",
+  typingOne: (a) => `${a} is typing…`,
+  typingTwo: (a, b) => `${a} and ${b} are typing…`,
+  typingMany: (n) => `${n} people are typing…`,
+  seenBy: (names) => `Seen by ${names}`,
+  seenByCount: (n) => `Seen by ${n} people`,
+  latestSeenBy: (names) => `Latest message seen by ${names}`,
+  latestSeenByCount: (n) => `Latest message seen by ${n} people`,
+  latestNotSeen: "Latest message: not seen yet",
+  justNow: "just now",
+  minutes: (n) => `${n} min`,
+  hours: (n) => `${n} h`,
+  days: (n) => `${n} d`,
+  online: "online",
+  awayFor: (ago) => `away · ${ago}`,
+  lastSeen: (ago, justNow) => (justNow ? `offline · last seen ${ago}` : `offline · last seen ${ago} ago`),
+  devices: (n) => `${n} devices`,
+  editing: (where) => `editing ${where}`,
+  editingIn: (where, room) => `editing ${where} in ${room}`,
+  detail: (parts) => parts.join(" · "),
+  you: " (you)",
+  people: "People",
+  countOnline: (n) => `${n} online`,
+  countAway: (n) => `${n} away`,
+  showMore: (n) => `Show more (${n})`,
+  showAll: "Show all",
+  chatTitle: (room) => `# ${room}`,
+  messages: (room) => `Messages in #${room}`,
+  composer: (room) => `Message #${room}`,
+  send: "Send",
+  here: (n) => `${n} here`,
+  justYou: "just you",
+  whoIsHere: (names) => `Here: ${names}`,
+  loadEarlier: "Load earlier messages",
+  loadingEarlier: "Loading earlier messages…",
+  historyUnavailable: "Chat history is unavailable right now: showing recent messages only.",
+  newMessage: (name, words) => `${name}: ${words}`,
+  newMessages: (n, names) => `${n} new messages from ${names}`,
+  reactions: "Reactions",
+  reactWith: (emoji) => `React with ${emoji}`,
+  burst: (emoji, count) => (count > 1 ? `${emoji} ×${count}` : emoji),
+  reacted: (name, emoji, count) => `${name} reacted ${text("burst", emoji, count)}`,
+  whoEditsWhat: "Who is editing what",
+  where: (where, locked) => (locked ? ` · ${where} (locked)` : ` · ${where}`),
+  showWhere: (name) => `Show where ${name} is`,
+  follow: "Follow",
+  stopFollowing: "Stop following",
+  followsYou: (name) => `${name} follows you.`,
+  followYou: (n) => `${n} people follow you.`,
+  nobodyFollows: "Nobody can follow you.",
+  followingOff: "Turn following off",
+  followingOn: "Allow following",
+  following: (name) => `Following ${name}.`,
+  turnedFollowingOff: (name) => `${name} turned following off.`,
+  isEditing: " is editing",
+  more: (n) => ` +${n}`,
+  editedBy: (name) => `${name} is editing this field`,
+};
+function text(key, ...args) {
+  const entry = TEXTS[key];
+  return typeof entry === "function" ? entry(...args) : entry;
+}
 
 function presenceKit() {
   if (window.__presenceKit) return window.__presenceKit;
@@ -39,7 +125,8 @@ function presenceKit() {
     listeners: new Map(), // fn -> Set of message kinds (null: all)
     sending: new Map(), // nonce -> {resolve, timer}: chat messages waiting for the server's answer
     nonces: 0,
-    tokenExpired: new Map(), // mount key -> ask Python for fresh tokens
+    tokenExpired: new Map(), // mount key -> ask Python for fresh tokens (set at mount, deleted at release)
+    spoken: new Map(), // "kind:room" -> {words, at}: what a live region said last (see announcer)
     retryDelay: 250,
     retryTimer: null,
     activity: { status: "online", lastInput: Date.now(), awayTimer: null },
@@ -50,14 +137,16 @@ function presenceKit() {
   const newDeviceId = () => "tab-" + Math.random().toString(36).slice(2, 10) + Date.now().toString(36).slice(-4);
   const tokens = () => [...new Set([...kit.tokens.values(), ...(kit.freshToken ? [kit.freshToken] : [])])];
 
-  // A widget mounted or re-rendered with the page's connection data (a fresh token).
+  // A widget mounted or re-rendered with the page's connection data (a fresh token);
+  // `onTokenExpired` comes with the mount only, and goes with kit.release.
   kit.configure = (key, config, onTokenExpired) => {
+    kit.closing = false; // a widget came back before the last one's teardown ran
     const first = kit.config === null;
     const changedUser = !first && (kit.config.user !== config.user || kit.config.org !== config.org);
     kit.config = { ...(kit.config || {}), ...config };
     const previous = kit.tokens.get(key);
     kit.tokens.set(key, config.token);
-    kit.tokenExpired.set(key, onTokenExpired);
+    if (onTokenExpired) kit.tokenExpired.set(key, onTokenExpired);
     if (first || changedUser) {
       kit.tokens = new Map([[key, config.token]]);
       kit.freshToken = null;
@@ -81,14 +170,23 @@ function presenceKit() {
     kit.tokens.delete(key);
     kit.tokenExpired.delete(key);
     scheduleWatch();
-    if (!kit.needs.size && kit.socket) { // the last widget is gone: so is the page's socket
-      const socket = kit.socket;
-      kit.socket = null;
-      kit.connected = false;
-      kit.config = null; // the next widget to mount connects afresh
-      socket.close(1000, "no widget left");
-    }
+    if (kit.needs.size) return;
+    // The last widget is gone: so are the page's socket, listeners and timers. After the
+    // widgets of this render pass (a widget that moves is unmounted, then mounted again).
+    kit.closing = true;
+    queueMicrotask(() => { if (kit.closing && !kit.needs.size) end(); });
   };
+  function end() {
+    const socket = kit.socket;
+    kit.socket = null;
+    kit.connected = false;
+    clearTimeout(kit.retryTimer);
+    clearTimeout(kit.activity.awayTimer);
+    for (const nonce of [...kit.sending.keys()]) answered(nonce, { error: text("droppedBeforeAnswer") });
+    for (const [target, type, fn, options] of pageListeners) target.removeEventListener(type, fn, options);
+    if (window.__presenceKit === kit) delete window.__presenceKit; // the next widget starts afresh
+    if (socket) socket.close(1000, "no widget left");
+  }
   let authQueued = false;
   function scheduleAuth() {
     if (authQueued) return;
@@ -119,8 +217,8 @@ function presenceKit() {
     queueMicrotask(() => { // widgets mounting together are one watch
       watchQueued = false;
       const now = watch();
-      const text = JSON.stringify(now);
-      if (kit.connected && text !== kit.sentWatch && kit.send({ t: "watch", ...now })) kit.sentWatch = text;
+      const json = JSON.stringify(now);
+      if (kit.connected && json !== kit.sentWatch && kit.send({ t: "watch", ...now })) kit.sentWatch = json;
     });
   }
 
@@ -202,10 +300,10 @@ function presenceKit() {
   kit.sendChat = (roomName, text) => new Promise((resolve) => {
     const nonce = `${Date.now().toString(36)}-${(kit.nonces += 1)}`;
     if (!kit.send({ t: "chat", room: roomName, text, nonce })) {
-      resolve({ error: "Not sent: not connected to the server. Send it again once the connection is back." });
+      resolve({ error: text("notSentOffline") });
       return;
     }
-    const timer = setTimeout(() => answered(nonce, { error: "No answer from the server: your message may not have been sent." }), ANSWER_WAIT_MS);
+    const timer = setTimeout(() => answered(nonce, { error: text("noAnswer") }), ANSWER_WAIT_MS);
     kit.sending.set(nonce, { resolve, timer });
   });
   const answered = (nonce, result) => {
@@ -234,7 +332,7 @@ function presenceKit() {
   // so right-to-left text cannot spill into the words around it.
   kit.nameOf = (user, fallback) => {
     const { name, id } = kit.label(user, fallback);
-    return `\u2068${name}\u2069${id ? ` (${id})` : ""}`;
+    return `\u2068${name}\u2069${id ? text("userId", id) : ""}`;
   };
   const learnName = (user, name) => {
     if (!name || kit.names.get(user) === name) return;
@@ -333,7 +431,7 @@ function presenceKit() {
       }
       case "refused":
         kit.refused.add(message.room);
-        kit.problem = `This page may not show room ${message.room}.`;
+        kit.problem = text("roomRefused", message.room);
         break;
       case "broker":
         kit.broker = { connected: message.connected, error: message.error, url: message.url };
@@ -346,11 +444,7 @@ function presenceKit() {
   }
 
   // Close codes the server explains (components/tab_admission.py), and what to say.
-  const REFUSED = {
-    4403: { text: "This page's address may not connect to the presence server.", retry: 0 },
-    4429: { text: "You have too many tabs open here: close one to join (this tab joins by itself then).", retry: 15000 },
-    4431: { text: "Too many connections from your network to the presence server; retrying soon.", retry: 30000 },
-  };
+  const REFUSED = { 4403: { retry: 0 }, 4429: { retry: 15000 }, 4431: { retry: 30000 } }; // words: TEXTS.refused<code>
 
   function connect() {
     clearTimeout(kit.retryTimer);
@@ -381,11 +475,11 @@ function presenceKit() {
       kit.socket = null;
       kit.connected = false;
       for (const nonce of [...kit.sending.keys()]) {
-        answered(nonce, { error: "The connection dropped before the server answered: your message may not have been sent." });
+        answered(nonce, { error: text("droppedBeforeAnswer") });
       }
       for (const held of Object.values(kit.rooms)) held.loading = false; // the new socket may be asked again
       const refused = REFUSED[event.code];
-      kit.problem = refused ? refused.text : "";
+      kit.problem = refused ? text(`refused${event.code}`) : "";
       emit({ t: "connection", connected: false, code: event.code });
       if (event.code === 4409) { // our device id is live in another tab (a duplicated tab)
         kit.deviceId = newDeviceId();
@@ -397,7 +491,7 @@ function presenceKit() {
         for (const ask of kit.tokenExpired.values()) { ask(); break; } // one rerun renders them all
       } else if (refused) {
         if (refused.retry) kit.retryTimer = setTimeout(connect, refused.retry);
-      } else if (event.code !== 1000 || event.reason === "identity changed") {
+      } else if (event.code !== 1000 || event.reason === "identity changed") { // 1000: we closed it (pagehide, identity)
         kit.retryTimer = setTimeout(connect, kit.retryDelay);
         kit.retryDelay = Math.min(kit.retryDelay * 2, 5000);
       }
@@ -405,9 +499,10 @@ function presenceKit() {
   }
 
   // -- typing: refreshed while keys keep coming, stopped on a pause, send or blur ------
-  const TYPING_REFRESH_MS = 2000;
-  const TYPING_PAUSE_MS = 3000;
+  // A notice lives `ttl` seconds at its receivers: it is refreshed at half of that (at
+  // most every 2 s), so one refresh may be late or lost before it flickers away.
   kit.typingSender = (roomName, ttlSeconds) => {
+    const refreshMs = typingRefreshMs(ttlSeconds);
     let active = false, sentAt = 0, pauseTimer = null;
     const stop = () => {
       clearTimeout(pauseTimer);
@@ -416,7 +511,7 @@ function presenceKit() {
     };
     const keystroke = () => {
       const now = Date.now();
-      if (!active || now - sentAt >= TYPING_REFRESH_MS) {
+      if (!active || now - sentAt >= refreshMs) {
         if (kit.send({ t: "typing", room: roomName, active: true, ttl: ttlSeconds })) {
           active = true;
           sentAt = now;
@@ -456,32 +551,176 @@ function presenceKit() {
     }
     armAway();
   }
-  for (const type of ["pointermove", "pointerdown", "keydown", "wheel", "touchstart", "focus"]) {
-    window.addEventListener(type, onInput, { passive: true, capture: true });
-  }
-  document.addEventListener("visibilitychange", () => { if (!document.hidden) onInput(); });
-  window.addEventListener("pagehide", () => { if (kit.socket) kit.socket.close(1000, "page closed"); });
+  // A page put in the back/forward cache closes its socket (1000: not retried); restored
+  // from it (`pageshow` with persisted), it connects again as the same device.
+  const onPageHide = () => {
+    const socket = kit.socket;
+    if (!socket) return;
+    kit.socket = null; // its close event may only come after the page is restored
+    kit.connected = false;
+    socket.close(1000, "page closed");
+  };
+  const onPageShow = (event) => {
+    if (event.persisted && !kit.socket && kit.config && kit.needs.size) connect();
+  };
+  const pageListeners = [
+    ...["pointermove", "pointerdown", "keydown", "wheel", "touchstart", "focus"].map((type) => [window, type, onInput, { passive: true, capture: true }]),
+    [document, "visibilitychange", () => { if (!document.hidden) onInput(); }, false],
+    [window, "pagehide", onPageHide, false],
+    [window, "pageshow", onPageShow, false],
+  ];
+  for (const [target, type, fn, options] of pageListeners) target.addEventListener(type, fn, options);
   return kit;
 }
 
-// Every widget's default export: join the shared connection, build the widget once per
-// mount (its state lives on parentElement, since reruns call the export again with new
-// data), hand it the latest options, and tear it down on unmount. `setup(kit, parent,
-// options, key)` returns {update(options), destroy()}; it says what it shows with
-// kit.need(key, ...), and the kit forgets that when the widget goes.
-function mountWidget(component, name, setup) {
+// The widget base, every widget's default export: `mountWidget(component, name, widget)`
+// joins the shared connection, builds the widget once per mount (its instance lives on
+// parentElement, since reruns call the export again with new data), hands it the latest
+// options, and tears it down on unmount. `widget` is
+//   {className, kinds, need(w), build(w), update(w, previous), receive(w, message), destroy(w)}
+// where `kinds` are the message kinds it shows (it receives no other), `need(w)` says
+// what it shows (kit.need; `w.ask()` says it again after the widget changed it), and `w`
+// is the instance: {kit, key, root, options, ask, listen, every, onDestroy} plus
+// the widget's own state. Listeners, timers and subscriptions made through `w` end with
+// it, and the kit forgets what it showed.
+function mountWidget(component, name, widget) {
   const { data, parentElement, setTriggerValue } = component;
-  const kit = presenceKit();
   const slot = `__presenceKit_${name}`;
-  const key = (parentElement[`${slot}_key`] ||= `${name}-${Math.random().toString(36).slice(2, 10)}`);
-  kit.configure(key, data.connection, () => setTriggerValue("token_expired", Date.now()));
-  const widget = parentElement[slot] || (parentElement[slot] = setup(kit, parentElement, data.options, key));
-  widget.update(data.options);
+  let instance = parentElement[slot];
+  if (!instance) {
+    const kit = presenceKit();
+    const key = `${name}-${Math.random().toString(36).slice(2, 10)}`;
+    kit.configure(key, data.connection, () => setTriggerValue("token_expired", Date.now()));
+    instance = parentElement[slot] = widgetInstance(kit, key, parentElement, widget, data.options);
+  } else {
+    instance.w.kit.configure(instance.w.key, data.connection);
+  }
+  instance.update(data.options);
   return () => {
-    widget.destroy();
-    kit.release(key);
+    if (parentElement[slot] !== instance) return;
     delete parentElement[slot];
+    instance.destroy();
   };
+}
+
+function widgetInstance(kit, key, parentElement, widget, options) {
+  const cleanups = [];
+  const root = el("div", `pk-widget ${widget.className}`);
+  parentElement.appendChild(root);
+  let needed = "";
+  const w = {
+    kit, key, root, options,
+    ask() {
+      const need = widget.need(w);
+      const json = JSON.stringify(need);
+      if (json !== needed) { needed = json; kit.need(key, need); }
+    },
+    listen(target, type, fn, listenOptions) {
+      target.addEventListener(type, fn, listenOptions);
+      cleanups.push(() => target.removeEventListener(type, fn, listenOptions));
+    },
+    every(ms, fn) { const timer = setInterval(fn, ms); cleanups.push(() => clearInterval(timer)); },
+    onDestroy(fn) { cleanups.push(fn); },
+  };
+  widget.build(w);
+  cleanups.push(kit.subscribe((message) => widget.receive(w, message), widget.kinds));
+  return {
+    w,
+    update(next) {
+      const previous = w.options;
+      w.options = next;
+      widget.update(w, previous);
+      w.ask();
+    },
+    destroy() {
+      if (widget.destroy) widget.destroy(w);
+      for (const fn of cleanups.reverse()) fn();
+      root.remove();
+      kit.release(key);
+    },
+  };
+}
+
+// -- DOM writes that touch the DOM only when something changed (each write is a mutation
+// a screen reader or an observer sees) ------------------------------------------------
+function setText(node, value) {
+  if (node.textContent !== value) node.textContent = value;
+}
+function setHidden(node, hidden) {
+  if (node.hidden !== hidden) node.hidden = hidden;
+}
+function setAttr(node, name, value) {
+  if (value === null || value === undefined || value === false) {
+    if (node.hasAttribute(name)) node.removeAttribute(name);
+  } else if (node.getAttribute(name) !== String(value)) {
+    node.setAttribute(name, String(value));
+  }
+}
+function setData(node, name, value) {
+  if (node.dataset[name] !== String(value)) node.dataset[name] = String(value);
+}
+function setClass(node, className) {
+  if (node.className !== className) node.className = className;
+}
+
+// -- live regions ---------------------------------------------------------------------
+// A visually hidden polite live region in `w.root` that speaks about `kind` (chat,
+// typing, reaction) of the widget's room at most once per ANNOUNCE_GAP_MS[kind]: what
+// `say(item)` collects in between is spoken together, as `compose(items)` words it (the
+// first item at once, then one summary per gap), so a busy room is not a flood. At most
+// ANNOUNCED_ITEMS are kept for one summary. Words another widget of the page just spoke
+// about the same room (a typing indicator beside a chat panel) are not spoken twice.
+function announcer(w, kind, compose) {
+  const gapMs = ANNOUNCE_GAP_MS[kind];
+  const node = el("div", "pk-sr");
+  node.setAttribute("role", "status");
+  w.root.appendChild(node);
+  let items = [], spokeAt = -Infinity, timer = null;
+  const speak = () => {
+    timer = null;
+    if (!items.length) return;
+    const words = compose(items);
+    const channel = `${kind}:${w.options.room}`;
+    const last = w.kit.spoken.get(channel);
+    items = [];
+    spokeAt = performance.now();
+    if (last && last.words === words && spokeAt - last.at < gapMs) return;
+    w.kit.spoken.set(channel, { words, at: spokeAt });
+    node.textContent = words;
+  };
+  w.onDestroy(() => clearTimeout(timer));
+  return (item) => {
+    if (items.length < ANNOUNCED_ITEMS) items.push(item);
+    if (timer) return;
+    const wait = spokeAt + gapMs - performance.now();
+    if (wait <= 0) speak();
+    else timer = setTimeout(speak, wait);
+  };
+}
+
+// -- renderers shared by the widgets that show the same thing --------------------------
+// The typing line of a room: "Ana is typing…", never this tab's own user; `data-typists`
+// holds their ids. Someone starting to type is announced through `say` (an announcer).
+function renderTyping(kit, node, roomName, say) {
+  const you = kit.you ? kit.you.user : null;
+  const typists = kit.room(roomName).typists.filter((user) => user !== you);
+  const ids = typists.join(" ");
+  const words = typingText(typists.map((user) => kit.nameOf(user)));
+  if (node.dataset.typists === ids && node.textContent === words) return;
+  const before = new Set((node.dataset.typists || "").split(" ").filter(Boolean));
+  node.dataset.typists = ids;
+  setText(node, words);
+  if (say && typists.some((user) => !before.has(user))) say(words);
+}
+// "Seen by Ana, Ben" (or "Seen by 5 people" above `collapseAbove`) for readers `users`;
+// `latest`: the line of a room's latest message (read receipts without a chat panel).
+function renderSeen(kit, node, users, collapseAbove, latest) {
+  const names = users.map((user) => kit.nameOf(user));
+  setData(node, "count", users.length);
+  setData(node, "seen", users.join(" "));
+  setText(node, latest && !names.length ? text("latestNotSeen")
+    : names.length > collapseAbove ? text(latest ? "latestSeenByCount" : "seenByCount", names.length)
+      : text(latest ? "latestSeenBy" : "seenBy", text("list", names)));
 }
 
 // Small helpers for widgets: text only, never markup.
@@ -495,18 +734,24 @@ function initials(name) {
   const parts = String(name || "?").trim().split(/\s+/).filter(Boolean);
   return ((parts[0] || "?")[0] + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
 }
+// Whether the person asked for less motion (widgets then snap, fade or scroll at once).
+function reducedMotion() {
+  return window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+}
+// A person's colour, from their id: the hue varies, the lightness does not, so white
+// initials and name labels on it keep a contrast of at least 4.5:1 in every theme.
 function colourFor(id) {
   let hash = 0;
   for (const ch of String(id)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-  return `hsl(${hash % 360} 65% 45%)`;
+  return `lch(40% 50 ${hash % 360})`;
 }
 function ago(unixSeconds) {
   if (!unixSeconds) return "";
-  const s = Math.max(0, Date.now() / 1000 - unixSeconds);
-  if (s < 60) return "just now";
-  if (s < 3600) return `${Math.floor(s / 60)} min`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h`;
-  return `${Math.floor(s / 86400)} d`;
+  const seconds = Math.max(0, Date.now() / 1000 - unixSeconds);
+  if (seconds < 60) return text("justNow");
+  if (seconds < 3600) return text("minutes", Math.floor(seconds / 60));
+  if (seconds < 86400) return text("hours", Math.floor(seconds / 3600));
+  return text("days", Math.floor(seconds / 86400));
 }
 function displayName(user) {
   return user.name || user.user;
@@ -517,7 +762,7 @@ function nameElement(kit, user, fallback, className) {
   const { name, id } = kit.label(user, fallback);
   const node = el("span", className);
   node.append(el("bdi", null, name));
-  if (id) node.append(el("span", "pk-id", ` (${id})`));
+  if (id) node.append(el("span", "pk-id", text("userId", id)));
   return node;
 }
 // What two names are compared by (the server's display_names.name_key, near enough).
@@ -530,7 +775,7 @@ function othersIn(kit, view) {
 }
 function typingText(names) {
   if (names.length === 0) return "";
-  if (names.length === 1) return `${names[0]} is typing…`;
-  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
-  return `${names.length} people are typing…`;
+  if (names.length === 1) return text("typingOne", names[0]);
+  if (names.length === 2) return text("typingTwo", names[0], names[1]);
+  return text("typingMany", names.length);
 }

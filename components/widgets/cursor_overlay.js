@@ -3,19 +3,21 @@
 // normalised to the region so different window sizes agree; sent at most rate_hz times
 // a second (max 20), coalesced to the latest, only while someone else is in the room
 // and the tab is visible; received positions are interpolated so 20 Hz looks smooth;
-// a cursor goes when its user leaves or after hide_after seconds without moving.
+// a cursor goes when its user leaves or after hide_after seconds without moving. An
+// overlay mounted later draws where people are now (the kit keeps the room's latest
+// frames). The layer is decoration (aria-hidden): the presence list says who is here.
+// The animation loop runs only while there are cursors to draw.
 const SMOOTHING_MS = 60;
 
-export default (component) => mountWidget(component, "cursorOverlay", (kit, parentElement, options, key) => {
-  const state = build(kit, options);
-  return {
-    update(options) {
-      state.options = options;
-      // the room's cursors, and its head count: nobody else there, nothing is sent
-      kit.need(key, { rooms: { [options.room]: ["cursors"] }, presence: [{ room: options.room, limit: 0 }] });
-    },
-    destroy() { teardown(state); },
-  };
+export default (component) => mountWidget(component, "cursorOverlay", {
+  className: "pk-cursor-overlay",
+  kinds: ["cursors", "room"],
+  // the room's cursors, and its head count: nobody else there, nothing is sent
+  need: (w) => ({ rooms: { [w.options.room]: ["cursors"] }, presence: [{ room: w.options.room, limit: 0 }] }),
+  build(w) { w.state = build(w.kit, w.options); },
+  update(w) { w.state.options = w.options; },
+  receive(w, message) { receive(w.state, w.kit, message); },
+  destroy(w) { teardown(w.state); },
 });
 
 function regionElement(options) {
@@ -68,10 +70,7 @@ function build(kit, options) {
   };
   window.addEventListener("pointermove", state.onMove, { passive: true });
   document.addEventListener("visibilitychange", state.onHidden);
-  state.unsubscribe = kit.subscribe((message) => receive(state, kit, message), ["cursors", "room"]);
   for (const { move, at } of kit.room(options.room).cursors.values()) place(state, kit, move, at);
-  const tick = (now) => { animate(state, now); state.frame = requestAnimationFrame(tick); };
-  state.frame = requestAnimationFrame(tick);
   return state;
 }
 
@@ -91,6 +90,7 @@ function place(state, kit, move, at) {
   if (x !== null && x !== undefined && (region || null) !== (state.options.region || null)) return; // another overlay's region
   if (x === null || x === undefined || visible === false) { remove(state, key); return; }
   let cursor = state.cursors.get(key);
+  if (!cursor && performance.now() - at > state.options.hide_after * 1000) return; // a kept frame too old to draw
   if (!cursor) {
     const node = el("div", "pk-cursor");
     node.dataset.user = user;
@@ -100,7 +100,7 @@ function place(state, kit, move, at) {
     const label = nameElement(kit, user, null, "pk-cursor-label");
     // the layer is outside the component's shadow root, so styles are inline
     Object.assign(label.style, {
-      background: colour, color: "white", font: "12px/1.4 sans-serif", padding: "1px 6px",
+      background: colour, color: "white", font: "12px/1.4 var(--st-font, sans-serif)", padding: "1px 6px",
       borderRadius: "8px", marginLeft: "10px", whiteSpace: "nowrap", position: "relative", top: "-4px", unicodeBidi: "isolate",
     });
     node.appendChild(label);
@@ -108,6 +108,7 @@ function place(state, kit, move, at) {
     state.layer.appendChild(node);
     cursor = { user, node, x, y, tx: x, ty: y };
     state.cursors.set(key, cursor);
+    animating(state);
   }
   cursor.tx = x;
   cursor.ty = y;
@@ -121,11 +122,22 @@ function remove(state, key) {
   if (cursor) { cursor.node.remove(); state.cursors.delete(key); }
 }
 
+// Run the animation loop while there are cursors; it stops by itself with the last one.
+function animating(state) {
+  if (state.frame) return;
+  const tick = (now) => {
+    animate(state, now);
+    state.frame = state.cursors.size ? requestAnimationFrame(tick) : 0;
+    if (!state.frame) state.lastFrame = 0;
+  };
+  state.frame = requestAnimationFrame(tick);
+}
+
 function animate(state, now) {
   const rect = regionElement(state.options).getBoundingClientRect();
   const dt = state.lastFrame ? now - state.lastFrame : 16;
   state.lastFrame = now;
-  const blend = 1 - Math.exp(-dt / SMOOTHING_MS);
+  const blend = reducedMotion() ? 1 : 1 - Math.exp(-dt / SMOOTHING_MS); // reduced motion: no glide
   for (const [key, cursor] of state.cursors) {
     if (now - cursor.movedAt > state.options.hide_after * 1000) { remove(state, key); continue; }
     cursor.x += (cursor.tx - cursor.x) * blend;
@@ -135,7 +147,6 @@ function animate(state, now) {
 }
 
 function teardown(state) {
-  state.unsubscribe();
   cancelAnimationFrame(state.frame);
   clearTimeout(state.timer);
   window.removeEventListener("pointermove", state.onMove);

@@ -8,41 +8,43 @@
 // with a lock) and `data-editors` with their user ids; a field another device holds is
 // read-only here until it is released. Those elements are Streamlit's, outside this
 // component's shadow root, so what is drawn on them is inline and put back whenever
-// Streamlit redraws them. The widget itself lists who edits what ("Ana · Title": a
-// click scrolls there), and with `follow` lets you follow someone.
+// Streamlit redraws them; the label is decoration (aria-hidden), a locked input says who
+// holds it in its accessible description. The widget itself lists who edits what ("Ana
+// · Title": a button that scrolls there), and with `follow` lets you follow someone
+// (toggle buttons); following and being followed are said in a polite status line.
 const OWN_KEYS = "presence-kit-"; // the kit's own widgets are not fields
 const FIELD_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const FLASH_MS = 1600;
 const PASSING_KEYS = new Set(["Tab", "Shift", "Escape"]); // leaving a locked field is fine
 const GUARDED = ["keydown", "pointerdown", "mousedown", "click", "dblclick", "paste", "drop"];
 
-export default (component) => mountWidget(component, "fieldPresence", (kit, parentElement, options, key) => {
-  const state = build(kit, parentElement, options, key);
-  return {
-    update(options) {
-      const moved = state.options.room !== options.room;
-      state.options = options;
-      kit.need(key, { rooms: { [options.room]: ["fields"] } });
-      if ((moved || !options.follow) && state.following) follow(state, kit, null);
-      render(state, kit);
-    },
-    destroy() { teardown(state, kit); },
-  };
+export default (component) => mountWidget(component, "fieldPresence", {
+  className: "pk-fields",
+  kinds: ["fields", "room", "welcome", "connection", "locate"],
+  need: (w) => ({ rooms: { [w.options.room]: ["fields"] } }),
+  build(w) { w.state = build(w.kit, w.root, w.options, w.key); },
+  update(w, previous) {
+    const { state, kit, options } = w;
+    state.options = options;
+    if ((previous.room !== options.room || !options.follow) && state.following) follow(state, kit, null);
+    render(state, kit);
+  },
+  receive(w, message) { receive(w.state, w.kit, message); },
+  destroy(w) { teardown(w.state, w.kit); },
 });
 
-function build(kit, parentElement, options, key) {
-  const root = el("div", "pk-fields");
+function build(kit, root, options, key) {
   const status = el("div", "pk-fields-status");
   status.setAttribute("role", "status");
   const list = el("ul", "pk-fields-list");
-  list.setAttribute("aria-label", "Who is editing what");
+  list.setAttribute("aria-label", text("whoEditsWhat"));
   const followers = el("div", "pk-followers");
   const followersText = el("span", "pk-followers-text");
   const followable = el("button", "pk-followable");
   followable.type = "button";
+  followable.className = "pk-followable pk-button";
   followers.append(followersText, " ", followable);
   root.append(status, list, followers);
-  parentElement.appendChild(root);
   const shared = (kit.fieldFocus ||= { owner: null, text: "" }); // one focus per tab, whichever widget saw it
   const state = {
     kit, key, options, root, status, list, followers, followersText, followable, shared,
@@ -78,7 +80,6 @@ function build(kit, parentElement, options, key) {
     if (!state.frame) state.frame = requestAnimationFrame(() => { state.frame = 0; paint(state, kit); });
   });
   state.observer.observe(document.body, { childList: true, subtree: true });
-  state.unsubscribe = kit.subscribe((message) => receive(state, kit, message), ["fields", "room", "welcome", "connection", "locate"]);
   return state;
 }
 
@@ -113,8 +114,8 @@ function fieldOf(node, options) {
 function labelOf(container) {
   const label = container.querySelector('[data-testid="stWidgetLabel"]');
   const input = container.querySelector("input, textarea");
-  const text = (label && label.textContent.trim()) || (input && input.getAttribute("aria-label")) || "";
-  return text.slice(0, 200);
+  const words = (label && label.textContent.trim()) || (input && input.getAttribute("aria-label")) || "";
+  return words.slice(0, 200);
 }
 
 function say(state, kit, found) {
@@ -124,9 +125,9 @@ function say(state, kit, found) {
     ? { t: "focus", room: options.room, field: found.field, ...(label ? { label } : {}), lock: !!options.lock }
     : { t: "blur" };
   shared.owner = found ? state.key : null;
-  const text = JSON.stringify(message);
-  if (text === shared.text) return;
-  shared.text = text; // sent again on reconnect if it cannot go now
+  const json = JSON.stringify(message);
+  if (json === shared.text) return;
+  shared.text = json; // sent again on reconnect if it cannot go now
   kit.send(message);
 }
 
@@ -175,32 +176,36 @@ function decorate(kit, container, editors, lockedBy) {
   const users = [...new Set(editors.map((e) => e.user))];
   const lead = lockedBy || editors[0];
   const colour = colourFor(lead.user);
-  setAttribute(container, "data-editors", users.length ? users.join(" ") : null);
-  setAttribute(container, "data-locked-by", lockedBy ? lockedBy.user : null);
+  setAttr(container, "data-editors", users.length ? users.join(" ") : null);
+  setAttr(container, "data-locked-by", lockedBy ? lockedBy.user : null);
   Object.assign(container.style, { outline: `2px solid ${colour}`, outlineOffset: "3px", borderRadius: "0.5rem", position: "relative" });
   let label = container.querySelector(":scope > .pk-field-label");
   if (!label) {
     label = el("div", "pk-field-label");
+    label.setAttribute("aria-hidden", "true"); // the widget's list says it; a locked input says who holds it
     Object.assign(label.style, { // outside the shadow root: no stylesheet of ours reaches it
       // inside the top right corner: a text area's container clips what sticks out
       position: "absolute", top: "0", right: "0", zIndex: "5", pointerEvents: "none", color: "white",
-      font: "12px/1.5 sans-serif", padding: "0 6px", borderRadius: "8px", whiteSpace: "nowrap", unicodeBidi: "isolate",
+      font: "12px/1.5 var(--st-font, sans-serif)", padding: "0 6px", borderRadius: "8px", whiteSpace: "nowrap", unicodeBidi: "isolate",
     });
     container.appendChild(label);
   }
   const others = users.filter((user) => user !== lead.user).length;
-  const text = lockedBy ? " is editing" : others ? ` +${others}` : "";
-  const key = `${lead.user}\u0000${kit.label(lead.user, lead.name).name}\u0000${text}`;
+  const words = lockedBy ? text("isEditing") : others ? text("more", others) : "";
+  const key = `${lead.user}\u0000${kit.label(lead.user, lead.name).name}\u0000${words}`;
   if (label.dataset.key !== key) { // rebuilt only when it changes (each rebuild is a DOM mutation)
     label.dataset.key = key;
-    label.replaceChildren(nameElement(kit, lead.user, lead.name), text);
+    label.replaceChildren(nameElement(kit, lead.user, lead.name), words);
   }
   label.style.background = colour;
   for (const input of container.querySelectorAll("input, textarea")) {
-    if (lockedBy && !input.readOnly) {
-      input.readOnly = true;
-      input.dataset.pkLocked = "1";
-      input.setAttribute("aria-readonly", "true");
+    if (lockedBy) {
+      if (!input.readOnly) {
+        input.readOnly = true;
+        input.dataset.pkLocked = "1";
+        input.setAttribute("aria-readonly", "true");
+      }
+      if (input.dataset.pkLocked) setAttr(input, "aria-description", text("editedBy", kit.nameOf(lockedBy.user, lockedBy.name)));
     } else if (!lockedBy && input.dataset.pkLocked) {
       unlock(input);
     }
@@ -209,8 +214,8 @@ function decorate(kit, container, editors, lockedBy) {
 }
 
 function undecorate(container) {
-  setAttribute(container, "data-editors", null);
-  setAttribute(container, "data-locked-by", null);
+  setAttr(container, "data-editors", null);
+  setAttr(container, "data-locked-by", null);
   Object.assign(container.style, { outline: "", outlineOffset: "", borderRadius: "", position: "", cursor: "" });
   const label = container.querySelector(":scope > .pk-field-label");
   if (label) label.remove();
@@ -221,11 +226,7 @@ function unlock(input) {
   input.readOnly = false;
   delete input.dataset.pkLocked;
   input.removeAttribute("aria-readonly");
-}
-
-function setAttribute(node, name, value) {
-  if (value === null) node.removeAttribute(name);
-  else if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+  input.removeAttribute("aria-description");
 }
 
 // A locked field takes focus (so its holder's release reaches whoever waits in it) but
@@ -250,25 +251,29 @@ function renderList(state, kit) {
     let item = state.items.get(user);
     if (!item) state.items.set(user, (item = listItem(state, kit, user)));
     const where = entry.label || entry.field;
-    item.where.replaceChildren(nameElement(kit, user, entry.name), ` · ${where}${entry.holds && state.options.lock ? " (locked)" : ""}`);
-    item.where.title = `Show where ${kit.label(user, entry.name).name} is`;
-    item.follow.hidden = !state.options.follow || !!entry.unfollowable;
-    item.follow.textContent = state.following === user ? "Stop following" : "Follow";
-    item.follow.setAttribute("aria-pressed", String(state.following === user));
+    const whereKey = `${kit.label(user, entry.name).name}\u0000${where}\u0000${entry.holds && state.options.lock}`;
+    if (item.whereKey !== whereKey) { // rebuilt only when it changes
+      item.whereKey = whereKey;
+      item.where.replaceChildren(nameElement(kit, user, entry.name), text("where", where, entry.holds && state.options.lock));
+      item.where.title = text("showWhere", kit.label(user, entry.name).name);
+    }
+    setHidden(item.follow, !state.options.follow || !!entry.unfollowable);
+    setText(item.follow, state.following === user ? text("stopFollowing") : text("follow"));
+    setAttr(item.follow, "aria-pressed", String(state.following === user));
     const next = previous ? previous.nextSibling : state.list.firstChild;
     if (next !== item.li) state.list.insertBefore(item.li, next);
     previous = item.li;
   }
   for (const [user, item] of state.items) if (!shown.has(user)) { item.li.remove(); state.items.delete(user); }
-  state.list.hidden = shown.size === 0;
+  setHidden(state.list, shown.size === 0);
 
   const followers = [...new Set(entries.filter((e) => e.follows === me.user && e.user !== me.user).map((e) => e.user))];
-  state.followers.hidden = !state.options.follow || (!followers.length && state.followableOn);
-  state.followersText.textContent = !state.followableOn ? "Nobody can follow you." :
-    followers.length === 1 ? `${kit.nameOf(followers[0])} follows you.` : `${followers.length} people follow you.`;
-  state.followable.textContent = state.followableOn ? "Turn following off" : "Allow following";
-  state.status.textContent = state.note || (state.following ? `Following ${kit.nameOf(state.following)}.` : "");
-  state.status.hidden = !state.status.textContent;
+  setHidden(state.followers, !state.options.follow || (!followers.length && state.followableOn));
+  setText(state.followersText, !state.followableOn ? text("nobodyFollows") :
+    followers.length === 1 ? text("followsYou", kit.nameOf(followers[0])) : text("followYou", followers.length));
+  setText(state.followable, state.followableOn ? text("followingOff") : text("followingOn"));
+  setText(state.status, state.note || (state.following ? text("following", kit.nameOf(state.following)) : ""));
+  setHidden(state.status, !state.status.textContent);
 }
 
 function listItem(state, kit, user) {
@@ -277,7 +282,7 @@ function listItem(state, kit, user) {
   const where = el("button", "pk-where");
   where.type = "button";
   where.addEventListener("click", () => reveal(state, kit, user, null));
-  const followButton = el("button", "pk-follow");
+  const followButton = el("button", "pk-follow pk-button");
   followButton.type = "button";
   followButton.addEventListener("click", () => follow(state, kit, state.following === user ? null : user));
   li.append(where, followButton);
@@ -298,7 +303,7 @@ function keepFollowing(state, kit) {
   const theirs = state.view.entries.filter((e) => e.user === user);
   if (theirs.some((e) => e.unfollowable)) {
     follow(state, kit, null);
-    state.note = `${kit.nameOf(user)} turned following off.`;
+    state.note = text("turnedFollowingOff", kit.nameOf(user));
     renderList(state, kit);
     return;
   }
@@ -316,8 +321,7 @@ function reveal(state, kit, user, location) {
   const field = location ? location.field : entry && entry.field;
   const container = field && pageFields(state.options).get(field);
   if (!container) return;
-  const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-  container.scrollIntoView({ block: "center", behavior: still ? "auto" : "smooth" });
+  container.scrollIntoView({ block: "center", behavior: reducedMotion() ? "auto" : "smooth" });
   container.dataset.pkHighlight = user;
   container.style.boxShadow = `0 0 0 6px ${colourFor(user).replace(")", " / 0.35)")}`;
   clearTimeout(state.flashTimer);
@@ -325,7 +329,6 @@ function reveal(state, kit, user, location) {
 }
 
 function teardown(state, kit) {
-  state.unsubscribe();
   state.observer.disconnect();
   cancelAnimationFrame(state.frame);
   clearTimeout(state.focusTimer);
@@ -336,5 +339,4 @@ function teardown(state, kit) {
   for (const container of state.painted) undecorate(container);
   if (state.shared.owner === state.key) say(state, kit, null);
   if (state.following) kit.send({ t: "follow", room: state.options.room });
-  state.root.remove();
 }

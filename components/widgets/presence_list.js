@@ -1,73 +1,77 @@
 // The presence list: who is in the org (or one room), live. The server sends the list's
 // first page of members in display order (online, away, then offline most recently
 // seen first) and counts by status; "Show more" asks for the next page. Each member
-// element has data-user and data-status. Above `counter_above` live members it becomes
-// a counter (and a "Show all" button), and goes back to a list only below
-// counter_above - counter_hysteresis. Entries are updated in place, keyed by user: an
-// avatar image is loaded once, not on every change. A member editing a field says
-// where ("editing Title"); clicking them asks the page to show it (kit.locate).
+// element has data-user and data-status, and says the status in words ("online",
+// "away · 5 min"), not by its dot's colour alone. Above `counter_above` live members it
+// becomes a counter (and a "Show all" button), and goes back to a list only below
+// counter_above - counter_hysteresis. Entries are updated in place, keyed by user, and
+// only what changed is written: a frame about another view, a room or a cursor never
+// touches the list. A member editing a field says where ("editing Title"); activating
+// them (click, Enter or Space) asks the page to show it (kit.locate).
 const ORDER = { online: 0, away: 1, offline: 2 };
-const KINDS = ["people", "people_delta", "connection", "broker", "welcome", "refused"];
+let listIds = 0; // ids inside this component's shadow root, for aria-labelledby
 
-export default (component) => mountWidget(component, "presenceList", (kit, parentElement, options, key) => {
-  const root = el("div", "pk-presence");
-  const title = el("div", "pk-title");
-  const banner = el("div", "pk-banner");
-  const counter = el("div", "pk-counter");
-  const online = el("span", "pk-count pk-online");
-  const away = el("span", "pk-count pk-away");
-  counter.append(online, away);
-  const list = el("ul", "pk-members");
-  const more = el("button", "pk-more");
-  more.type = "button";
-  root.append(title, banner, counter, list, more);
-  parentElement.appendChild(root);
-  const state = { title, banner, counter, online, away, list, more, items: new Map(), counterMode: false, expanded: false, limit: PAGE, options };
-  more.addEventListener("click", () => {
-    if (state.counterMode && !state.expanded) state.expanded = true;
-    else state.limit = Math.min(state.limit + PAGE, 500);
-    ask(state, kit, key);
-    render(state, kit);
-  });
-  const unsubscribe = kit.subscribe(() => render(state, kit), KINDS);
-  const clock = setInterval(() => render(state, kit), 30000); // "away · 5 min" ages
-  return {
-    update(options) {
-      const moved = state.options.room !== options.room;
-      state.options = options;
-      if (moved) { state.limit = PAGE; state.expanded = false; }
-      ask(state, kit, key);
-      render(state, kit);
-    },
-    destroy() { unsubscribe(); clearInterval(clock); root.remove(); },
-  };
+export default (component) => mountWidget(component, "presenceList", {
+  className: "pk-presence",
+  kinds: ["people", "people_delta", "connection", "broker", "welcome", "refused"],
+  need: (w) => ({ presence: [{ room: w.options.room || null, limit: w.limit }] }),
+  build(w) {
+    const id = `pk-presence-title-${(listIds += 1)}`;
+    const title = el("h3", "pk-title");
+    title.id = id;
+    const banner = el("div", "pk-banner");
+    banner.setAttribute("role", "status");
+    const counter = el("div", "pk-counter");
+    const online = el("span", "pk-count pk-online");
+    const away = el("span", "pk-count pk-away");
+    counter.append(online, away);
+    const list = el("ul", "pk-members");
+    const more = el("button", "pk-more pk-button");
+    more.type = "button";
+    w.root.append(title, banner, counter, list, more);
+    Object.assign(w, { titleId: id, title, banner, counter, online, away, list, more, items: new Map(), counterMode: false, expanded: false, limit: PAGE });
+    w.listen(more, "click", () => {
+      if (w.counterMode && !w.expanded) w.expanded = true;
+      else w.limit = Math.min(w.limit + PAGE, 500);
+      w.ask();
+      render(w);
+    });
+    w.every(30000, () => render(w)); // "away · 5 min" ages
+  },
+  update(w, previous) {
+    if (previous.room !== w.options.room) { w.limit = PAGE; w.expanded = false; }
+    render(w);
+  },
+  receive(w, message) {
+    if ((message.t === "people" || message.t === "people_delta") && (message.room || null) !== (w.options.room || null)) return;
+    render(w);
+  },
 });
 
-function ask(state, kit, key) {
-  kit.need(key, { presence: [{ room: state.options.room || null, limit: state.limit }] });
-}
-
-function render(state, kit) {
-  const { options } = state;
+function render(w) {
+  const { options, kit } = w;
   const view = kit.view(options.room || null);
   const live = view.counts.online + view.counts.away;
-  if (!state.counterMode && live > options.counter_above) state.counterMode = true;
-  else if (state.counterMode && live < options.counter_above - options.counter_hysteresis) { state.counterMode = false; state.expanded = false; }
+  if (!w.counterMode && live > options.counter_above) w.counterMode = true;
+  else if (w.counterMode && live < options.counter_above - options.counter_hysteresis) { w.counterMode = false; w.expanded = false; }
 
-  state.title.textContent = options.title || "";
-  state.title.hidden = !options.title;
-  const problem = kit.problem || (!kit.connected ? "Connecting…" : kit.broker && !kit.broker.connected ? "Reconnecting to the broker…" : "");
-  state.banner.textContent = problem;
-  state.banner.hidden = !problem;
-  state.counter.hidden = !state.counterMode;
-  state.counter.dataset.online = view.counts.online;
-  state.counter.dataset.away = view.counts.away;
-  state.online.textContent = `${view.counts.online} online`;
-  state.away.textContent = `${view.counts.away} away`;
-  const listed = !state.counterMode || state.expanded;
-  state.list.hidden = !listed;
-  state.more.hidden = listed && view.total <= view.members.size;
-  state.more.textContent = listed ? `Show more (${view.total - view.members.size})` : "Show all";
+  setText(w.title, options.title || "");
+  setHidden(w.title, !options.title);
+  // the list is named by its title when it has one
+  setAttr(w.list, "aria-labelledby", options.title ? w.titleId : null);
+  setAttr(w.list, "aria-label", options.title ? null : text("people"));
+  const problem = kit.problem || (!kit.connected ? text("connecting") : kit.broker && !kit.broker.connected ? text("brokerReconnecting") : "");
+  setText(w.banner, problem);
+  setHidden(w.banner, !problem);
+  setHidden(w.counter, !w.counterMode);
+  setData(w.counter, "online", view.counts.online);
+  setData(w.counter, "away", view.counts.away);
+  setText(w.online, text("countOnline", view.counts.online));
+  setText(w.away, text("countAway", view.counts.away));
+  const listed = !w.counterMode || w.expanded;
+  setHidden(w.list, !listed);
+  setHidden(w.more, listed && view.total <= view.members.size);
+  setText(w.more, listed ? text("showMore", view.total - view.members.size) : text("showAll"));
 
   const you = kit.you ? kit.you.user : null;
   const members = listed ? [...view.members.values()] : [];
@@ -79,37 +83,47 @@ function render(state, kit) {
   let previous = null;
   for (const user of members) {
     shown.add(user.user);
-    let item = state.items.get(user.user);
-    if (!item) state.items.set(user.user, (item = memberItem(user.user)));
+    let item = w.items.get(user.user);
+    if (!item) w.items.set(user.user, (item = memberItem(w, user.user)));
     updateMember(item, user, user.user === you, options, kit);
-    const next = previous ? previous.nextSibling : state.list.firstChild;
-    if (next !== item.li) state.list.insertBefore(item.li, next);
+    const next = previous ? previous.nextSibling : w.list.firstChild;
+    if (next !== item.li) w.list.insertBefore(item.li, next);
     previous = item.li;
   }
-  for (const [user, item] of state.items) {
-    if (!shown.has(user)) { item.li.remove(); state.items.delete(user); }
+  for (const [user, item] of w.items) {
+    if (!shown.has(user)) { item.li.remove(); w.items.delete(user); }
   }
 }
 
-function memberItem(userId) {
+function memberItem(w, userId) {
   const li = el("li", "pk-member");
   li.dataset.user = userId;
   const avatar = el("span", "pk-avatar");
+  avatar.setAttribute("aria-hidden", "true"); // the name and status are said in words beside it
   const initialsNode = el("span", "pk-initials");
   const dot = el("span", "pk-dot");
   avatar.append(initialsNode, dot);
-  const text = el("span", "pk-text");
+  const words = el("span", "pk-text");
   const name = el("span", "pk-name");
-  const you = el("span", "pk-you", " (you)");
+  const you = el("span", "pk-you", text("you"));
   const detail = el("span", "pk-detail");
-  text.append(name, you, detail);
-  li.append(avatar, text);
-  return { li, avatar, initialsNode, img: null, text, name, you, detail, labelKey: "" };
+  words.append(name, you, detail);
+  li.append(avatar, words);
+  const item = { li, avatar, initialsNode, img: null, text: words, name, you, detail, labelKey: "", background: "", location: null };
+  // Where a member edits, as a control: click, Enter or Space shows their field (field presence).
+  const locate = (event) => {
+    if (!item.location || (event.type === "keydown" && event.key !== "Enter" && event.key !== " ")) return;
+    event.preventDefault();
+    w.kit.locate(userId, item.location);
+  };
+  w.listen(words, "click", locate);
+  w.listen(words, "keydown", locate);
+  return item;
 }
 
 function updateMember(item, user, isYou, options, kit) {
-  item.li.className = `pk-member pk-${user.status}`;
-  item.li.dataset.status = user.status;
+  setClass(item.li, `pk-member pk-${user.status}`);
+  setData(item.li, "status", user.status);
   const label = kit.label(user.user);
   const labelKey = `${label.name}\u0000${label.id || ""}`;
   if (labelKey !== item.labelKey) {
@@ -125,43 +139,25 @@ function updateMember(item, user, isYou, options, kit) {
       item.avatar.prepend(item.img);
     }
     if (item.img.getAttribute("src") !== user.avatar) item.img.src = user.avatar;
-    item.initialsNode.hidden = true;
-    item.avatar.style.background = "";
+    setHidden(item.initialsNode, true);
   } else {
     if (item.img) { item.img.remove(); item.img = null; }
-    item.initialsNode.hidden = false;
-    item.avatar.style.background = colourFor(user.user);
+    setHidden(item.initialsNode, false);
   }
-  item.you.hidden = !isYou;
-  let detail = "";
-  if (user.status === "away") detail = `away · ${ago(user.since)}`;
-  else if (user.status === "offline") detail = `last seen ${ago(user.since)}${ago(user.since) === "just now" ? "" : " ago"}`;
-  if (options.show_devices && user.devices > 1) detail += `${detail ? " · " : ""}${user.devices} devices`;
-  if (user.location) detail += `${detail ? " · " : ""}editing ${user.location.label || user.location.field}${options.room ? "" : ` in ${user.location.room}`}`;
-  item.detail.textContent = detail;
-  item.detail.hidden = !detail;
-  locatable(item, user, kit);
-}
-
-// Where a member edits, as a control: click or Enter shows their field (field presence).
-function locatable(item, user, kit) {
+  const background = user.avatar ? "" : colourFor(user.user);
+  if (item.background !== background) { item.background = background; item.avatar.style.background = background; }
+  setHidden(item.you, !isYou);
+  const since = ago(user.since);
+  const parts = [user.status === "away" ? text("awayFor", since)
+    : user.status === "offline" ? text("lastSeen", since, since === text("justNow")) : text("online")];
+  if (options.show_devices && user.devices > 1) parts.push(text("devices", user.devices));
+  if (user.location) {
+    const where = user.location.label || user.location.field;
+    parts.push(options.room ? text("editing", where) : text("editingIn", where, user.location.room));
+  }
+  setText(item.detail, text("detail", parts));
   item.location = user.location || null;
-  if (!item.onLocate) {
-    item.onLocate = (event) => {
-      if (!item.location || (event.type === "keydown" && event.key !== "Enter" && event.key !== " ")) return;
-      event.preventDefault();
-      kit.locate(item.li.dataset.user, item.location);
-    };
-    item.text.addEventListener("click", item.onLocate);
-    item.text.addEventListener("keydown", item.onLocate);
-  }
-  if (item.location) {
-    item.text.setAttribute("role", "button");
-    item.text.tabIndex = 0;
-    item.text.classList.add("pk-located");
-  } else if (item.text.hasAttribute("role")) {
-    item.text.removeAttribute("role");
-    item.text.removeAttribute("tabindex");
-    item.text.classList.remove("pk-located");
-  }
+  setAttr(item.text, "role", item.location ? "button" : null);
+  setAttr(item.text, "tabindex", item.location ? "0" : null);
+  setClass(item.text, item.location ? "pk-text pk-located" : "pk-text");
 }

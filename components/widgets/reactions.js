@@ -1,55 +1,67 @@
-// Reaction bursts: a row of emoji buttons. Clicks animate at once here and are
-// coalesced per emoji over burst_window_ms into one message with a count; every other
-// tab animates the burst with its count. The server caps what a flooding tab can send.
-export default (component) => mountWidget(component, "reactions", (kit, parentElement, options, key) => {
-  const root = el("div", "pk-reactions");
-  const row = el("div", "pk-reaction-row");
-  const stage = el("div", "pk-bursts");
-  root.append(row, stage);
-  parentElement.appendChild(root);
-  const state = { root, row, stage, pending: new Map(), timer: null, options: null };
-  const unsubscribe = kit.subscribe((message) => {
-    if (message.room === state.options.room && (!kit.you || message.user !== kit.you.user)) {
-      burst(state, message.emoji, message.count, kit.nameOf(message.user));
-    }
-  }, ["reaction"]);
-  return {
-    update(options) {
-      if (JSON.stringify(state.options) === JSON.stringify(options)) return;
-      state.options = options;
-      kit.need(key, { rooms: { [options.room]: ["reactions"] } });
-      row.replaceChildren(...options.emojis.map((emoji) => {
-        const button = el("button", "pk-react", emoji);
-        button.type = "button";
-        button.dataset.emoji = emoji;
-        button.addEventListener("click", () => click(state, kit, emoji));
-        return button;
-      }));
-    },
-    destroy() { unsubscribe(); flush(state, kit); root.remove(); },
-  };
+// Reaction bursts: a group of emoji buttons (each named "React with 👍"). Clicks animate
+// at once here and are coalesced per emoji over burst_window_ms into one message with a
+// count; every other tab animates the burst with its count, and tells a screen reader
+// who reacted (politely, at most once per ANNOUNCE_GAP_MS.reaction). The bursts are
+// decoration (aria-hidden); with prefers-reduced-motion they fade in place instead of
+// rising. The server caps what a flooding tab can send.
+export default (component) => mountWidget(component, "reactions", {
+  className: "pk-reactions",
+  kinds: ["reaction"],
+  need: (w) => ({ rooms: { [w.options.room]: ["reactions"] } }),
+  build(w) {
+    w.row = el("div", "pk-reaction-row");
+    w.row.setAttribute("role", "group");
+    w.row.setAttribute("aria-label", text("reactions"));
+    w.stage = el("div", "pk-bursts");
+    w.stage.setAttribute("aria-hidden", "true");
+    w.root.append(w.row, w.stage);
+    w.pending = new Map();
+    w.timer = null;
+    w.emojis = "";
+    w.say = announcer(w, "reaction", (items) => text("list", items));
+    w.onDestroy(() => flush(w));
+  },
+  update(w) {
+    const emojis = JSON.stringify(w.options.emojis);
+    if (emojis === w.emojis) return;
+    w.emojis = emojis;
+    w.row.replaceChildren(...w.options.emojis.map((emoji) => {
+      const button = el("button", "pk-react", emoji);
+      button.type = "button";
+      button.dataset.emoji = emoji;
+      button.setAttribute("aria-label", text("reactWith", emoji));
+      button.addEventListener("click", () => click(w, emoji)); // goes with the button
+      return button;
+    }));
+  },
+  receive(w, message) {
+    if (message.room !== w.options.room || (w.kit.you && message.user === w.kit.you.user)) return;
+    const name = w.kit.nameOf(message.user);
+    burst(w, message.emoji, message.count, name);
+    w.say(text("reacted", name, message.emoji, message.count));
+  },
 });
 
-function click(state, kit, emoji) {
-  burst(state, emoji, 1, null);
-  state.pending.set(emoji, (state.pending.get(emoji) || 0) + 1);
-  if (!state.timer) state.timer = setTimeout(() => flush(state, kit), state.options.burst_window_ms);
+function click(w, emoji) {
+  burst(w, emoji, 1, null);
+  w.pending.set(emoji, (w.pending.get(emoji) || 0) + 1);
+  if (!w.timer) w.timer = setTimeout(() => flush(w), w.options.burst_window_ms);
 }
 
-function flush(state, kit) {
-  clearTimeout(state.timer);
-  state.timer = null;
-  for (const [emoji, count] of state.pending) kit.send({ t: "react", room: state.options.room, emoji, count: Math.min(count, 1000) });
-  state.pending.clear();
+function flush(w) {
+  clearTimeout(w.timer);
+  w.timer = null;
+  for (const [emoji, count] of w.pending) w.kit.send({ t: "react", room: w.options.room, emoji, count: Math.min(count, 1000) });
+  w.pending.clear();
 }
 
-function burst(state, emoji, count, from) {
-  if (state.stage.childElementCount > 30) return; // keep the page light under a flood
-  const node = el("span", "pk-burst", count > 1 ? `${emoji} ×${count}` : emoji);
+function burst(w, emoji, count, from) {
+  if (w.stage.childElementCount > 30) return; // keep the page light under a flood
+  const node = el("span", "pk-burst", text("burst", emoji, count));
   node.dataset.emoji = emoji;
   node.dataset.count = count;
   if (from) node.title = from;
   node.style.left = `${10 + Math.random() * 80}%`;
-  state.stage.appendChild(node);
+  w.stage.appendChild(node);
   node.addEventListener("animationend", () => node.remove());
 }
