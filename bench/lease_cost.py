@@ -13,21 +13,17 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from components import PresenceSession
-from components.lease_keeper import DEFAULT_LEASE, RENEWAL_MARGIN
+from components.lease_keeper import DEFAULT_LEASE, RENEWAL_MARGIN, renewal_interval
 
 from .context import Bench
 from .harness import wait_for
 from .report import Line, Section, fmt, verdict
 
 TEST_LEASE = 10.0
-"""Measured with a short lease (renewed every 5 s) so a run takes seconds; the count per
+"""Measured with a short lease (renewed every 10/3 s) so a run takes seconds; the count per
 interval is what scales to the default."""
 GOAL_PER_HOUR = 60.0
 """The issue: well under one message per device per minute."""
-
-
-def interval(lease: float) -> float:
-    return max(lease / 2, lease - RENEWAL_MARGIN)
 
 
 class _Counter:
@@ -65,11 +61,11 @@ def run(bench: Bench) -> Section:
             time.sleep(1.0)
             # start right after a renewal: the window then holds exactly `intervals` of them
             leases = counter.count("lease")
-            if not wait_for(lambda: counter.count("lease") > leases, timeout=interval(TEST_LEASE) + 2):
+            if not wait_for(lambda: counter.count("lease") > leases, timeout=renewal_interval(TEST_LEASE) + 2):
                 raise TimeoutError("no lease renewal seen")
             leases, presences = counter.count("lease"), counter.count("presence")
             start = time.monotonic()
-            time.sleep(intervals * interval(TEST_LEASE) + 0.5)
+            time.sleep(intervals * renewal_interval(TEST_LEASE) + 0.5)
             renewals = counter.count("lease") - leases
             republished = counter.count("presence") - presences
             took = time.monotonic() - start
@@ -77,11 +73,11 @@ def run(bench: Bench) -> Section:
             session.close(timeout=1.0)
             counter.close()
         per_interval = renewals / intervals
-        per_device_hour = per_interval * 3600 / interval(DEFAULT_LEASE) / devices
+        per_device_hour = per_interval * 3600 / renewal_interval(DEFAULT_LEASE) / devices
         section.lines.append(
             Line(
                 f"10 lease n={devices}",
-                f"lease renewals per device per hour at the default lease ({fmt(DEFAULT_LEASE)} s, renewed every {fmt(interval(DEFAULT_LEASE))} s), "
+                f"lease renewals per device per hour at the default lease ({fmt(DEFAULT_LEASE)} s, renewed every {fmt(renewal_interval(DEFAULT_LEASE))} s), "
                 f"{devices} device(s) in one process (measured: {renewals} renewals and {republished} presences re-published in {fmt(took)} s with a {fmt(TEST_LEASE)} s lease)",
                 per_device_hour,
                 "msg/device/h",
@@ -95,7 +91,7 @@ def run(bench: Bench) -> Section:
             )  # fmt: skip
         )
     section.notes += [
-        f"A lease of L seconds bounds a ghost to L after its last renewal, so whoever renews must do so at least every L: per device that is at least {fmt(3600 / DEFAULT_LEASE)} messages an hour at the default L = {fmt(DEFAULT_LEASE)} s, not well under one a minute. So the process renews one retained lease for all its devices (`lease/{{org}}/{{owner}}/{{holder}}`), every max(L/2, L - {fmt(RENEWAL_MARGIN)} s): {fmt(3600 / interval(DEFAULT_LEASE))} messages an hour per process, {fmt(3600 / interval(DEFAULT_LEASE) / 20)} per device for a server with 20 open tabs. A process with a single device (a bot, `python -m components join`) pays the whole {fmt(3600 / interval(DEFAULT_LEASE))}; that is the floor for any lease of 60 s.",
+        f"A lease of L seconds bounds a ghost to L after its last renewal, so whoever renews must do so at least every L: per device that is at least {fmt(3600 / DEFAULT_LEASE)} messages an hour at the default L = {fmt(DEFAULT_LEASE)} s, not well under one a minute. So the process renews one retained lease for all its devices (`lease/{{org}}/{{owner}}/{{holder}}`), every max(L/3, L - {fmt(RENEWAL_MARGIN)} s): {fmt(3600 / renewal_interval(DEFAULT_LEASE))} messages an hour per process, {fmt(3600 / renewal_interval(DEFAULT_LEASE) / 20)} per device for a server with 20 open tabs. A process with a single device (a bot, `python -m components join`) pays the whole {fmt(3600 / renewal_interval(DEFAULT_LEASE))}; that is the floor for any lease of 60 s.",
         "The count is every message under the row's topic prefix (lease documents and presence), so a per-device re-publish would show here as `presences re-published`.",
     ]
     return section

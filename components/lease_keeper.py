@@ -43,6 +43,11 @@ RETRY = 1.0
 """Seconds before trying again when no connection is up."""
 
 
+def renewal_interval(lease: float) -> float:
+    """Seconds between two renewals of a `lease`-second lease (see the module docstring)."""
+    return max(lease / 3, lease - RENEWAL_MARGIN)
+
+
 def check_lease(lease: float) -> float:
     if not MIN_LEASE <= lease <= MAX_LEASE:
         raise ValueError(f"lease must be {MIN_LEASE:.0f}-{MAX_LEASE:.0f} seconds, not {lease}")
@@ -66,7 +71,7 @@ class LeaseKeeper:
         """`connections()` gives the live connections to renew through, best first, or
         None when the process has no device open (then nothing is renewed)."""
         self.lease = check_lease(lease)
-        self.interval = max(lease / 3, lease - RENEWAL_MARGIN)
+        self.interval = renewal_interval(lease)
         self.name = f"{owner}/{holder}"
         self._topic = scheme.render(Topic("lease", org, owner, device=holder))
         self._network = network
