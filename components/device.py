@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 
 LiveStatus = Literal["online", "away"]
 MAX_CURSOR_HZ = 20.0
-CURSOR_BURST = 2
-"""Cursor sends a device may make at once; on average never more than its cursor_hz."""
 OUTBOX_LIMIT = 100
 RESUBSCRIBE_EVERY = 1.0
 
@@ -280,10 +278,11 @@ class Device(ReconnectingClient):
         self._on_network(lambda conn: conn.publish(topic, payload, qos=0, retain=False, expiry=max(1, round(ttl))))
 
     def move_cursor(self, room: str, x: float, y: float, *, region: str | None = None, visible: bool = True) -> None:
-        """Queue a cursor position (0..1 in the region). Sent at once after a pause, then
-        at most `cursor_hz` times a second (with a one-move burst, so a tab that throttles
-        itself to the same rate is not held back by network jitter), coalesced to the
-        latest position, and not at all when nobody else is in the room."""
+        """Queue a cursor position (0..1 in the region). Sent at most once in each tick of
+        1/`cursor_hz` seconds (components/throttle.py): at once when this tick sent
+        nothing yet (a tab throttling itself to the same rate goes straight through),
+        else at the next tick coalesced to the latest position; not at all when nobody
+        else is in the room."""
         check_id(room, kind="room")
         doc: dict[str, Any] = {"x": x, "y": y, "visible": visible}
         if region is not None:
@@ -297,7 +296,7 @@ class Device(ReconnectingClient):
         throttle = self._cursor_throttles.get(room)
         if throttle is None:
             throttle = self._cursor_throttles[room] = Throttle(
-                period=self._cursor_interval, burst=CURSOR_BURST, flush=lambda: self._send_cursor(room),
+                period=self._cursor_interval, flush=lambda: self._send_cursor(room),
                 call_later=self.wiring.network.call_later, clock=self.wiring.monotonic,
             )
         return throttle

@@ -15,10 +15,10 @@ frame is built once for all the tabs that show the same thing.
 - A resync (the session's Snapshot) replaces everything every tab holds, and each tab
   that shows a chat is sent its latest messages again (what the session missed while it
   was off the broker may be in the store).
-- Cursors: a room's moves go out at once when the room sent no cursor frame in the last
-  tick (CURSOR_TICK), else together at the end of that tick, each person's latest move
-  once: a lone mover is not delayed, and under load every tab still gets at most one
-  cursor frame a room and tick (components/throttle.py).
+- Cursors: a room's moves go out at once when the room sent no cursor frame in the
+  current tick (CURSOR_TICK) yet, else together at the start of the next, each person's
+  latest move once: a lone mover is not delayed, and under load every tab still gets
+  at most one cursor frame a room and tick (components/throttle.py).
 Runs on the event loop; frames are queued per tab (Tab.queue) and written by the bridge.
 """
 
@@ -58,8 +58,8 @@ if TYPE_CHECKING:  # the bridge hands it Starlette's sockets; nothing here depen
 log = logging.getLogger(__name__)
 
 CURSOR_TICK = 0.05
-"""A room's cursor frames go out at most every 50 ms (20 Hz): at once after an idle tick,
-else all moves of the tick in one frame at its end."""
+"""A room sends at most one cursor frame in each 50 ms tick (20 Hz): at once when the tick
+has sent none yet, else all moves since in one frame at the next tick."""
 PRESENCE_TICK = 0.1
 """Presence changes are coalesced over 100 ms: at most 10 presence frames a second per view."""
 TAB_QUEUE_LIMIT = 2000
