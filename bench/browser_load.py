@@ -15,11 +15,10 @@ beside it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
 import time
-from pathlib import Path
-
 from .context import Bench
 from .cursor_path import CHROMIUM, CHROMIUM_ARGS, HZ
 from .harness import REPO, StreamlitServer, tab_hello
@@ -43,6 +42,7 @@ class Person:
     between away and online; reads (and drops) what the server sends it."""
 
     def __init__(self, port: int, user: str) -> None:
+        self.user = user
         self.url = f"ws://127.0.0.1:{port}/presence-kit/ws"
         self.hello = tab_hello(user=user, device="bench", org=ORG, rooms=(ROOM,), watch={"presence": [], "rooms": {}})
         self.socket = None
@@ -61,9 +61,7 @@ class Person:
             return
 
     async def move(self, stop: asyncio.Event) -> None:
-        import json  # noqa: PLC0415
-
-        rng = random.Random(self.hello)
+        rng = random.Random(self.user)
         await asyncio.sleep(rng.uniform(0, FLIP_EVERY))
         x, y, status, next_flip = rng.random(), rng.random(), "online", time.perf_counter() + FLIP_EVERY
         next_at = time.perf_counter()
