@@ -1,19 +1,21 @@
 """Row 5, the cursor path: N browser-side cursor streams at 20 Hz through the kit's
 WebSocket bridge on a real `streamlit run` server to the other tabs.
 
-tab --WebSocket--> bridge --MQTT (device, <= 20 Hz, coalesced)--> broker --> observer
-    --> bridge (one `cursors` frame per 50 ms tick) --WebSocket--> every tab
+tab --WebSocket--> bridge --MQTT (device, <= one move a 50 ms tick)--> broker -->
+    observer --> bridge (<= one `cursors` frame a room and 50 ms tick) --WebSocket-->
+    every tab
 
 Simulated tabs (the `websockets` client, all in this process) send
-`{"t":"cursor","room":"lobby","x":..,"y":..}` every 50 ms with an x that is unique per
-sender, so the receiving side finds the send time in a log keyed by (user, x). Latency
+`{"t":"cursor","room":"lobby","x":..,"y":..}` every 50 ms from a random phase of their
+own, or only one of them does (the idle case), with an x that is unique per sender, so the receiving side finds the send time in a log keyed by (user, x). Latency
 is from that send to the first frame carrying it at another tab; positions coalesced
 away (a newer one went out instead) never arrive and are counted apart. Server CPU is
 read from /proc/PID/stat of the server process. Then, with N = 5 real Chromium tabs
 sending through the page's shared client (`window.__presenceKit.send`), the Streamlit
 script runs are counted (bench/rerun_page.py logs each one) before and after the
 traffic. Closing some simulated tabs at the end gives row 2's `tab close` figure
-(the bridge's leave grace G, then an explicit offline)."""
+(the bridge's leave grace G, then an explicit offline). In the full run every level
+also runs, in turn, on a server of the old design (BASELINE, from git)."""
 
 from __future__ import annotations
 
