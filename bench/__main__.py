@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from . import big_org, cluster, cursor_path, detection, fanout, history, lease_cost, scale, snapshot, throughput
+from . import big_org, browser_load, cluster, cursor_path, detection, fanout, history, lease_cost, scale, snapshot, throughput
 from .context import Bench
 from .report import Section, load_average, machine, render, table
 
@@ -33,6 +33,7 @@ GROUPS: list[tuple[frozenset[int], str, Callable[[Bench], Section]]] = [
     (frozenset({8}), "Row 8: chat history", history.run),
     (frozenset({9}), "Row 9: big org", big_org.run),
     (frozenset({10}), "Row 10: what the lease costs", lease_cost.run),
+    (frozenset({11}), "Row 11: the browser under load", browser_load.run),
 ]
 
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description="Measure the presence kit against bare paho-mqtt and the anchors.")
     parser.add_argument("--quick", action="store_true", help="fewer runs and smaller loads, under a minute (checks the command works)")
     parser.add_argument("--out", type=Path, default=Path("docs/BENCHMARKS.md"), help="where to write the table (default docs/BENCHMARKS.md)")
-    parser.add_argument("--rows", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated row numbers to run (default all)")
+    parser.add_argument("--rows", default="1,2,3,4,5,6,7,8,9,10,11", help="comma-separated row numbers to run (default all)")
     args = parser.parse_args(argv)
     try:
         rows = {int(r) for r in args.rows.split(",") if r.strip()}

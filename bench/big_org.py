@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from .context import Bench
 from .cursor_path import cpu_seconds
-from .harness import REPO, ALL_PARTS, StreamlitServer, tab_messages, tab_token
+from .harness import REPO, ALL_PARTS, StreamlitServer, checkout, tab_messages, tab_token
 from .report import Line, Section, fmt, median, percentile, verdict
 
 BASELINE = "0ee242f"
@@ -215,23 +214,14 @@ def measure(bench: Bench, scale: Scale, *, design: str, repo: Path) -> dict[int,
     return results
 
 
-def baseline_checkout(bench: Bench) -> Path:
-    folder = bench.scratch / "baseline"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(folder), BASELINE], check=True, capture_output=True)
-    return folder
-
-
 def run(bench: Bench) -> Section:
     scale = QUICK if bench.quick else FULL
     section = Section("Row 9: big org")
     publish_org(bench, scale)
     designs = {"rooms": measure(bench, scale, design="rooms", repo=REPO)}
     if scale.baseline:
-        folder = baseline_checkout(bench)
-        try:
+        with checkout(BASELINE, bench.scratch / "baseline") as folder:
             designs["broadcast"] = measure(bench, scale, design="broadcast", repo=folder)
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(folder)], capture_output=True)
     new, old = designs["rooms"], designs.get("broadcast", {})
     join_n = scale.levels[0]
     r, b = new[join_n], old.get(join_n)

@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,6 +237,17 @@ MOSQUITTO_KEEPALIVE_SWEEP = 6.0
 """Mosquitto 2.0 checks keepalives on a 5 s sweep with a whole-second clock
 (src/keepalive.c), so a silent client is noticed up to ~6 s after 1.5 x keepalive: the
 "broker's keepalive sweep" in DESIGN.md's bound for a frozen client."""
+
+
+@contextlib.contextmanager
+def checkout(commit: str, folder: Path) -> Iterator[Path]:
+    """This repository at `commit`, checked out from git into `folder` (a git worktree,
+    removed after): an earlier design to run as a baseline beside this one."""
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(folder), commit], check=True, capture_output=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(folder)], capture_output=True)
 
 
 class StreamlitServer:

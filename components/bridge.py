@@ -79,7 +79,7 @@ from .tab_admission import (
     TokenBindings,
     origin_allowed,
 )
-from .tab_fanout import CURSOR_TICK, PRESENCE_TICK, Fanout, Tab
+from .tab_fanout import PRESENCE_TICK, Fanout, Tab
 from .tab_history import PAGE, Done, HistorySource
 from .tab_protocol import TabEncoder, dumps
 from .tab_views import Watch
@@ -182,7 +182,8 @@ class TabHub:
             encoder=TabEncoder(avatar_hosts=avatar_hosts, location_rooms=location_rooms),
             room_state=self._room_state,
             history=HistorySource(read=session.history, recent=self._recent_messages, submit=self._submit),
-            count=self.counts.update,
+            count=lambda reason: self.counts.update((reason,)),  # a bare string would count its letters
+            timers=asyncio.get_running_loop(),
         )
         self._history_io = ThreadPoolExecutor(max_workers=HISTORY_THREADS, thread_name_prefix="presence-history-io")
         self._chat_turns: weakref.WeakKeyDictionary[Device, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -204,7 +205,6 @@ class TabHub:
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.session.subscribe(self._from_session_thread)
         self._tasks = [
-            asyncio.create_task(self._every(CURSOR_TICK, self.fanout.cursor_tick)),
             asyncio.create_task(self._every(PRESENCE_TICK, self.fanout.presence_tick)),
             asyncio.create_task(self._broker_watch()),
         ]

@@ -36,10 +36,10 @@ from .fields import Focus, check_field
 from .ids import check_id
 from .message_ids import MessageIds
 from .mqtt_connection import Connection, PublishHandle, Subscription, Will
-from .network_loop import Timer
 from .payloads import decode, encode
 from .reconnecting import ReconnectingClient, Wiring
 from .rooms import DEFAULT_TYPING_TTL
+from .throttle import Throttle
 from .topics import Topic
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,7 @@ class Device(ReconnectingClient):
         self._outbox: list[tuple[str, bytes]] = []
         self._cursor_interval = 1.0 / min(max(cursor_hz, 0.1), MAX_CURSOR_HZ)
         self._cursor_pending: dict[str, bytes] = {}
-        self._cursor_sent_at: dict[str, float] = {}
-        self._cursor_timer: dict[str, Timer] = {}
+        self._cursor_throttles: dict[str, Throttle] = {}
         self._message_ids = message_ids
         self._audience = audience
         self._store_first = store_first
@@ -279,9 +278,11 @@ class Device(ReconnectingClient):
         self._on_network(lambda conn: conn.publish(topic, payload, qos=0, retain=False, expiry=max(1, round(ttl))))
 
     def move_cursor(self, room: str, x: float, y: float, *, region: str | None = None, visible: bool = True) -> None:
-        """Queue a cursor position (0..1 in the region). Sent at most `cursor_hz` times a
-        second, coalesced to the latest position, and not at all when nobody else is in
-        the room."""
+        """Queue a cursor position (0..1 in the region). Sent at most once in each tick of
+        1/`cursor_hz` seconds (components/throttle.py): at once when this tick sent
+        nothing yet (a tab throttling itself to the same rate goes straight through),
+        else at the next tick coalesced to the latest position; not at all when nobody
+        else is in the room."""
         check_id(room, kind="room")
         doc: dict[str, Any] = {"x": x, "y": y, "visible": visible}
         if region is not None:
@@ -289,20 +290,18 @@ class Device(ReconnectingClient):
         payload = encode("cursor", doc)
         with self._lock:
             self._cursor_pending[room] = payload
-        self.wiring.network.call_soon(lambda: self._flush_cursor(room))
+        self.wiring.network.call_soon(lambda: self._cursor_throttle(room).poke())
 
-    def _flush_cursor(self, room: str) -> None:
-        if room in self._cursor_timer:
-            return  # a send is already scheduled; it takes the latest position
-        now = self.wiring.monotonic()
-        wait = self._cursor_sent_at.get(room, -1e9) + self._cursor_interval - now
-        if wait > 0:
-            self._cursor_timer[room] = self.wiring.network.call_later(wait, lambda: self._send_cursor(room))
-        else:
-            self._send_cursor(room)
+    def _cursor_throttle(self, room: str) -> Throttle:
+        throttle = self._cursor_throttles.get(room)
+        if throttle is None:
+            throttle = self._cursor_throttles[room] = Throttle(
+                period=self._cursor_interval, flush=lambda: self._send_cursor(room),
+                call_later=self.wiring.network.call_later, clock=self.wiring.monotonic,
+            )
+        return throttle
 
     def _send_cursor(self, room: str) -> None:
-        self._cursor_timer.pop(room, None)
         with self._lock:
             payload = self._cursor_pending.pop(room, None)
         conn = self._conn
@@ -310,7 +309,6 @@ class Device(ReconnectingClient):
             return
         if self._audience is not None and not self._audience(room, self.user):
             return  # nobody else would see it
-        self._cursor_sent_at[room] = self.wiring.monotonic()
         self.cursors_sent += 1
         conn.publish(self._room_topic("cursor", room, device=self.device), payload, qos=0, retain=False)
 

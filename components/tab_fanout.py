@@ -7,7 +7,7 @@ frame is built once for all the tabs that show the same thing.
   view gets the view's `people` text, built once and shared.
 - Rooms: typing, chat, receipts and reactions go only to the tabs that show that part
   of that room (and who edits which field, its `fields`, whole on each change); cursor
-  moves are batched per room and tick (CURSOR_TICK). A tab that
+  moves are batched per room (see Cursors below). A tab that
   starts showing a room gets its `room` frame when the session has the room's retained
   state (at once, or on RoomSynced); one that starts showing its chat gets the room's
   latest messages then, as a `history` frame (components/tab_history.py: read off the
@@ -15,6 +15,10 @@ frame is built once for all the tabs that show the same thing.
 - A resync (the session's Snapshot) replaces everything every tab holds, and each tab
   that shows a chat is sent its latest messages again (what the session missed while it
   was off the broker may be in the store).
+- Cursors: a room's moves go out at once when the room sent no cursor frame in the
+  current tick (CURSOR_TICK) yet, else together at the start of the next, each person's
+  latest move once: a lone mover is not delayed, and under load every tab still gets
+  at most one cursor frame a room and tick (components/throttle.py).
 Runs on the event loop; frames are queued per tab (Tab.queue) and written by the bridge.
 """
 
@@ -24,7 +28,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .events import (
     ChatReceived,
@@ -45,6 +49,7 @@ from .rate_limit import TokenBucket
 from .tab_history import HistorySource, TabHistory
 from .tab_protocol import RoomPart, TabEncoder, cursor_move, dumps, names
 from .tab_views import PresenceView, ViewKey, Watch
+from .throttle import CallLater, Throttle
 from .tokens import Claims
 
 if TYPE_CHECKING:  # the bridge hands it Starlette's sockets; nothing here depends on them
@@ -53,7 +58,8 @@ if TYPE_CHECKING:  # the bridge hands it Starlette's sockets; nothing here depen
 log = logging.getLogger(__name__)
 
 CURSOR_TICK = 0.05
-"""Cursor frames go out at most every 50 ms (20 Hz), all moves of a tick in one frame."""
+"""A room sends at most one cursor frame in each 50 ms tick (20 Hz): at once when the tick
+has sent none yet, else all moves since in one frame at the next tick."""
 PRESENCE_TICK = 0.1
 """Presence changes are coalesced over 100 ms: at most 10 presence frames a second per view."""
 TAB_QUEUE_LIMIT = 2000
@@ -80,13 +86,22 @@ class Tab:
     refused: int = 0
 
 
+class Timers(Protocol):
+    """What the fanout needs of its event loop (an asyncio loop has both)."""
+
+    call_later: CallLater
+
+    def time(self) -> float: ...
+
+
 class Fanout:
     def __init__(
-        self, *, encoder: TabEncoder, room_state: Callable[[str], RoomSnapshot | None], history: HistorySource, count: Callable[[str], None]
+        self, *, encoder: TabEncoder, room_state: Callable[[str], RoomSnapshot | None], history: HistorySource, count: Callable[[str], None], timers: Timers
     ) -> None:
         """`room_state(room)`: the session's state of a room whose retained state is
         complete, else None; `history`: where rooms' past messages come from;
-        `count(reason)` counts what was dropped."""
+        `count(reason)` counts what was dropped; `timers`: the event loop it runs on."""
+        self._timers = timers
         self.encoder = encoder
         self._room_state = room_state
         self._count = count
@@ -101,6 +116,8 @@ class Fanout:
         """Tabs that show a room whose retained state is not complete yet."""
         self._presence: dict[str, UserPresence | None] = {}
         self._cursors: dict[str, dict[tuple[str, str], list[Any]]] = {}
+        """Per room shown with cursors: each person's latest move not sent yet."""
+        self._cursor_throttles: dict[str, Throttle] = {}
         self.frames_sent = 0
 
     # -- what tabs show ----------------------------------------------------------------------
@@ -123,6 +140,11 @@ class Fanout:
             gone = parts - watch.rooms.get(room, frozenset())
             for part in gone:
                 self._room_tabs[room][part].discard(tab)
+            if "cursors" in gone and not self._room_tabs[room]["cursors"]:
+                throttle = self._cursor_throttles.pop(room, None)
+                if throttle is not None:
+                    throttle.cancel()
+                self._cursors.pop(room, None)
             if "chat" in gone:
                 self.history.leave(tab, room)
             if room not in watch.rooms:
@@ -182,7 +204,7 @@ class Fanout:
         elif isinstance(event, PresenceChanged):
             self._presence[event.user] = event.presence  # coalesced until the next tick
         elif isinstance(event, CursorMoved):
-            self._cursors.setdefault(event.room, {})[(event.user, event.device)] = cursor_move(event.user, event.device, event.cursor, self.name_of(event.user))
+            self._cursor_moved(event)
         elif isinstance(event, RoomSynced):
             for tab in self._waiting.pop(event.room, set()):
                 self._send(tab, dumps(self.encoder.room(event.room, event.snapshot, sorted(tab.watch.rooms.get(event.room, ())), self.name_of)))
@@ -245,12 +267,28 @@ class Fanout:
             message = deltas[keys[0]] if len(keys) == 1 else {"t": "people_batch", "deltas": [deltas[k] for k in keys]}
             self._broadcast(tabs, dumps(message))
 
-    def cursor_tick(self) -> None:
-        if not self._cursors:
+    def _cursor_moved(self, event: CursorMoved) -> None:
+        room = event.room
+        if not self._room_tabs.get(room, {}).get("cursors"):
+            return  # nobody here shows it; a tab that starts to gets the room's cursors
+        self._cursors.setdefault(room, {})[(event.user, event.device)] = cursor_move(event.user, event.device, event.cursor, self.name_of(event.user))
+        throttle = self._cursor_throttles.get(room)
+        if throttle is None:
+            throttle = self._cursor_throttles[room] = Throttle(
+                period=CURSOR_TICK, flush=lambda: self._flush_cursors(room), call_later=self._timers.call_later, clock=self._timers.time
+            )
+        throttle.poke()
+
+    def _flush_cursors(self, room: str) -> None:
+        """The throttle's turn: one frame with each person's latest move since the last."""
+        moves = self._cursors.pop(room, None)
+        if not moves:
             return
-        moves, self._cursors = self._cursors, {}
-        for room, batch in moves.items():
-            self._to_room(room, "cursors", {"t": "cursors", "room": room, "moves": list(batch.values())})
+        try:
+            self._to_room(room, "cursors", {"t": "cursors", "room": room, "moves": list(moves.values())})
+        except Exception:  # noqa: BLE001 - one bad frame must not end the room's cursors
+            self._count("fanout_failed")
+            log.exception("a cursor frame failed")
 
     # -- sending --------------------------------------------------------------------------------
     def broadcast_all(self, message: dict[str, Any]) -> None:

@@ -2,6 +2,8 @@
 (`python -m bench`), and are re-exported here for the tests."""
 
 import contextlib
+import heapq
+import itertools
 import json
 import os
 import signal
@@ -16,7 +18,7 @@ from bench.harness import (
 )
 
 __all__ = [
-    "REPO", "HistoryPlace", "RawSubscriber", "RawTab", "Seen", "Watcher", "die_while_the_broker_is_down", "end_process",
+    "REPO", "FakeLoop", "HistoryPlace", "RawSubscriber", "RawTab", "Seen", "Watcher", "die_while_the_broker_is_down", "end_process",
     "join_process", "kit_env", "postgres_url", "python_child", "tab_messages", "wait_for",
 ]
 
@@ -127,3 +129,40 @@ class RawSubscriber:
         self._client.loop_stop()
         self._client.disconnect()
 
+
+class FakeLoop:
+    """An event loop's timers on a fake clock (`time`, `call_later`, as asyncio's):
+    nothing runs until `advance(seconds)`, which runs what falls due in time order, the
+    clock standing at each callback's due time while it runs."""
+
+    class Handle:
+        def __init__(self, when: float, callback: Callable[[], None]) -> None:
+            self.when, self.callback, self.cancelled = when, callback, False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self._due: list[tuple[float, int, FakeLoop.Handle]] = []
+        self._order = itertools.count()
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> "FakeLoop.Handle":
+        handle = FakeLoop.Handle(self.now + max(0.0, delay), callback)
+        heapq.heappush(self._due, (handle.when, next(self._order), handle))
+        return handle
+
+    def pending(self) -> int:
+        return sum(not handle.cancelled for _, _, handle in self._due)
+
+    def advance(self, seconds: float) -> None:
+        until = self.now + seconds
+        while self._due and self._due[0][0] <= until:
+            when, _, handle = heapq.heappop(self._due)
+            if not handle.cancelled:
+                self.now = when
+                handle.callback()
+        self.now = until

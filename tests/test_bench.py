@@ -29,7 +29,7 @@ def test_quick_bench_writes_a_well_formed_table(tmp_path: Path) -> None:
     text = out.read_text()
     assert "## Machine" in text and "shared, noisy machine" in text
     rows = parse_table(text)
-    assert {row["row"].split()[0] for row in rows} == {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}
+    assert {row["row"].split()[0] for row in rows} == {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}
     for row in rows:
         assert row["median"] == NOT_MEASURED or NUMBER.match(row["median"]), row
         assert row["ratio"] == "" or NUMBER.match(row["ratio"]), row

@@ -108,6 +108,11 @@ def test_a_cursor_appears_at_the_same_relative_position_in_another_window_size(s
         for page in (ana_page, ben_page):
             page.locator(".st-key-canvas").scroll_into_view_if_needed()
         box = ana_page.locator(".st-key-canvas").bounding_box()
+        ana_page.wait_for_function("() => [...window.__presenceKit.views.values()].some((v) => v.counts.online >= 2)", timeout=5000)
+        ana_page.evaluate("""() => { // when ana's pointer moved, and when her tab sent a cursor
+            const kit = window.__presenceKit, send = kit.send, log = window.__cursorLog = {moves: [], sends: []};
+            window.addEventListener("pointermove", () => log.moves.push(performance.now()), {capture: true});
+            kit.send = (m) => { if (m.t === "cursor") log.sends.push([performance.now(), m.x]); return send(m); }; }""")
         for step in range(10):  # a short glide to (30 %, 60 %) of the canvas
             ana_page.mouse.move(box["x"] + box["width"] * (0.2 + step / 100), box["y"] + box["height"] * 0.6)
             time.sleep(0.02)
@@ -116,6 +121,11 @@ def test_a_cursor_appears_at_the_same_relative_position_in_another_window_size(s
         # the latest position always goes out (coalescing drops only the ones in between)
         assert wait_for(lambda: abs(float(cursor.get_attribute("data-x")) - 0.29) < 0.005, timeout=2)
         assert float(cursor.get_attribute("data-y")) == pytest.approx(0.6, abs=0.005)
+        log = ana_page.evaluate("() => window.__cursorLog")
+        sends = [at for at, _ in log["sends"]]
+        assert sends[0] - log["moves"][0] < 10, "the first move waited for the throttle (leading edge)"
+        assert min(b - a for a, b in zip(sends, sends[1:])) >= 49, f"sends closer than 50 ms: {sends}"
+        assert 2 <= len(sends) < len(log["moves"]) and log["sends"][-1][1] == pytest.approx(0.29, abs=0.005), "the last position goes out at the trailing edge"
         ben_box = ben_page.locator(".st-key-canvas").bounding_box()
 
         def drawn_at_target() -> bool:  # interpolation settles on the same relative point

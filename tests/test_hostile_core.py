@@ -26,6 +26,7 @@ from components.tab_protocol import ROOM_PARTS, TabEncoder
 from components.tab_views import Watch
 from components.tokens import Claims
 from components.topics import TopicScheme
+from helpers import FakeLoop
 
 ORG, ROOM = "acme", "lobby"
 NOW = 1_800_000_000.0
@@ -80,11 +81,12 @@ def test_whatever_strings_arrive_every_frame_a_tab_is_sent_stays_encodable(messa
     state = org_state()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    timers = FakeLoop()
     try:
         history = HistorySource(  # no store: what the state holds, read at once
             read=lambda room, **page: [], recent=lambda room: state.rooms[room].snapshot().messages, submit=lambda work, done: done(work(), None)
         )
-        fanout = Fanout(encoder=TabEncoder(), room_state=lambda room: state.rooms[room].snapshot(), history=history, count=lambda why: None)
+        fanout = Fanout(encoder=TabEncoder(), room_state=lambda room: state.rooms[room].snapshot(), history=history, count=lambda why: None, timers=timers)
         claims = Claims(user="viewer", name="viewer", org=ORG, expires=0, issued=0, nonce="n", rooms=frozenset({ROOM}))
         watch = Watch(frozenset({(None, 50), (ROOM, 50)}), {ROOM: frozenset(ROOM_PARTS)})
         tab = Tab(websocket=None, claims=claims, device_id="d", rooms=claims.rooms, watch=watch, asked=watch)  # type: ignore[arg-type]
@@ -104,7 +106,7 @@ def test_whatever_strings_arrive_every_frame_a_tab_is_sent_stays_encodable(messa
             if not encodable(doc):
                 assert events == [], "a payload with a lone surrogate was applied"
         fanout.presence_tick()
-        fanout.cursor_tick()
+        timers.advance(1)
         fanout.handle(state.snapshot(complete=True))
         while not tab.queue.empty():
             tab.queue.get_nowait().encode("utf-8")  # never raises

@@ -21,8 +21,10 @@ from components.tab_history import HOLD_LIMIT, HistorySource
 from components.tab_protocol import TabEncoder
 from components.tab_views import Watch
 from components.tokens import Claims
+from helpers import FakeLoop
 
 ROOMS: dict[str, RoomSnapshot] = {}
+LOOP = FakeLoop()
 
 
 class Store:
@@ -76,7 +78,7 @@ def fanout() -> Fanout:
     ROOMS.clear()
     STORE = Store()
     source = HistorySource(read=STORE.read, recent=recent, submit=lambda work, done: STORE.submit(work, done))
-    return Fanout(encoder=TabEncoder(), room_state=ROOMS.get, history=source, count=lambda why: None)
+    return Fanout(encoder=TabEncoder(), room_state=ROOMS.get, history=source, count=lambda why: None, timers=LOOP)
 
 
 def tab(user: str, watch: Watch, rooms: tuple[str, ...] = ("a", "b")) -> Tab:
@@ -116,7 +118,7 @@ def test_a_tab_gets_only_the_rooms_and_parts_it_shows(fanout: Fanout) -> None:
     message = ChatMessage(id="01M8NDRW12Y0E4Z042VMTMCG62", room="b", user="cy", text="hi", name="Cy", at=1.0)
     for event in (TypingChanged("b", ("cy",)), ChatReceived(message), ReactionReceived("b", "cy", "🎉", 2), CursorMoved("b", "cy", "d", Cursor(0.5, 0.5, None, True))):
         fanout.handle(event)
-    fanout.cursor_tick()
+    LOOP.advance(0)  # the room's cursors were idle: its move goes at once (tests/test_ticks.py)
     assert sent(in_a) == [], "room a's tab heard room b"
     assert [f["t"] for f in sent(in_b)] == ["typing", "chat", "reaction", "cursors"]
     fanout.handle(TypingChanged("a", ("ben",)))
