@@ -41,6 +41,8 @@ def expected_input(spec: dict) -> str:
     spec = {**SCHEMA["$defs"].get(spec.get("$ref", "#/$defs/").split("/")[-1], {}), **spec}
     if "enum" in spec:
         return "selectbox"
+    if isinstance(spec.get("type"), list):  # e.g. [boolean, null]: one YAML value
+        return "text_input"
     return {"boolean": "toggle", "integer": "number_input", "number": "number_input", "array": "multiselect"}.get(spec.get("type"), "text_input")
 
 
