@@ -60,18 +60,18 @@ function render(w) {
   // the list is named by its title when it has one
   setAttr(w.list, "aria-labelledby", options.title ? w.titleId : null);
   setAttr(w.list, "aria-label", options.title ? null : text("people"));
-  const problem = kit.problem || (!kit.connected ? text("connecting") : kit.broker && !kit.broker.connected ? text("brokerReconnecting") : "");
+  const problem = kit.problem || (!kit.connected ? text("connecting") : kit.broker && !kit.broker.connected ? text("broker_reconnecting") : "");
   setText(w.banner, problem);
   setHidden(w.banner, !problem);
   setHidden(w.counter, !w.counterMode);
   setData(w.counter, "online", view.counts.online);
   setData(w.counter, "away", view.counts.away);
-  setText(w.online, text("countOnline", view.counts.online));
-  setText(w.away, text("countAway", view.counts.away));
+  setText(w.online, text("count_online", { count: view.counts.online }));
+  setText(w.away, text("count_away", { count: view.counts.away }));
   const listed = !w.counterMode || w.expanded;
   setHidden(w.list, !listed);
   setHidden(w.more, listed && view.total <= view.members.size);
-  setText(w.more, listed ? text("showMore", view.total - view.members.size) : text("showAll"));
+  setText(w.more, listed ? text("show_more", { count: view.total - view.members.size }) : text("show_all"));
 
   const you = kit.you ? kit.you.user : null;
   const members = listed ? [...view.members.values()] : [];
@@ -148,14 +148,14 @@ function updateMember(item, user, isYou, options, kit) {
   if (item.background !== background) { item.background = background; item.avatar.style.background = background; }
   setHidden(item.you, !isYou);
   const since = ago(user.since);
-  const parts = [user.status === "away" ? text("awayFor", since)
-    : user.status === "offline" ? text("lastSeen", since, since === text("justNow")) : text("online")];
-  if (options.show_devices && user.devices > 1) parts.push(text("devices", user.devices));
+  const parts = [user.status === "away" ? text("away", { ago: since })
+    : user.status === "offline" ? text("last_seen", { ago: since }) : text("online")];
+  if (options.show_devices && user.devices > 1) parts.push(text("devices", { count: user.devices }));
   if (user.location) {
     const where = user.location.label || user.location.field;
-    parts.push(options.room ? text("editing", where) : text("editingIn", where, user.location.room));
+    parts.push(options.room ? text("editing", { field: where }) : text("editing_in", { field: where, room: user.location.room }));
   }
-  setText(item.detail, text("detail", parts));
+  setText(item.detail, parts.join(" · "));
   item.location = user.location || null;
   setAttr(item.text, "role", item.location ? "button" : null);
   setAttr(item.text, "tabindex", item.location ? "0" : null);
