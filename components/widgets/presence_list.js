@@ -2,7 +2,7 @@
 // first page of members in display order (online, away, then offline most recently
 // seen first) and counts by status; "Show more" asks for the next page. Each member
 // element has data-user and data-status, and says the status in words ("online",
-// "away · 5 min"), not by its dot's colour alone. Above `counter_above` live members it
+// "away · 5 minutes ago"), not by its dot's colour alone. Above `counter_above` live members it
 // becomes a counter (and a "Show all" button), and goes back to a list only below
 // counter_above - counter_hysteresis. Entries are updated in place, keyed by user, and
 // only what changed is written: a frame about another view, a room or a cursor never
@@ -36,7 +36,7 @@ export default (component) => mountWidget(component, "presenceList", {
       w.ask();
       render(w);
     });
-    w.every(30000, () => render(w)); // "away · 5 min" ages
+    w.every(30000, () => render(w)); // "away · 5 minutes ago" ages
   },
   update(w, previous) {
     if (previous.room !== w.options.room) { w.limit = PAGE; w.expanded = false; }
