@@ -194,6 +194,16 @@ vm.runInContext(fs.readFileSync(process.argv[1], "utf8") + "\n;globalThis.__pres
   second.onopen();
   out.connectedAfterRestore = kit.connected;
 
+  // chat messages the server did not send: the reason in the page's words, else the server's
+  const refusedChat = async (reason, language) => {
+    kit.language = context.language(language, null);
+    const answer = kit.sendChat("lobby", "hi");
+    const nonce = second.sent[second.sent.length - 1].nonce;
+    second.onmessage({ data: JSON.stringify({ t: "chat_ack", room: "lobby", nonce, error: "Not sent: as the server says it.", reason }) });
+    return (await answer).error;
+  };
+  out.refusedChat = [await refusedChat("too_fast", "de"), await refusedChat("toString", "de"), await refusedChat("room", "en")];
+
   // the server refuses the tokens: Python is asked once for fresh ones
   second.readyState = 3;
   second.onclose({ code: 4401, reason: "" });
@@ -248,8 +258,9 @@ def test_every_word_a_widget_writes_is_in_the_one_table(client) -> None:
         # literal words handed straight to an element would escape the table
         assert not re.findall(r"\bel\(\"[^\"]*\", \"[^\"]*\", \"[A-Za-z]", source), name
         assert not re.findall(r"textContent = \"[A-Za-z]", source), name
-    refused = {key for key in client["keys"] if key.startswith("refused_")}  # by close code: text(`refused_${code}`)
-    assert set(client["keys"]) - refused <= used, f"words nobody shows: {set(client['keys']) - refused - used}"
+    # by close code, text(`refused_${code}`), and by the reason a chat message was not sent
+    dynamic = {key for key in client["keys"] if key.startswith(("refused_", "not_sent_"))}
+    assert set(client["keys"]) - dynamic <= used, f"words nobody shows: {set(client['keys']) - dynamic - used}"
 
 
 def test_typing_is_refreshed_within_half_its_ttl(client) -> None:
@@ -290,6 +301,14 @@ def test_a_page_restored_from_the_back_forward_cache_connects_again(lifecycle) -
     assert lifecycle["closedAtPagehide"] == {"code": 1000, "reason": "page closed"}
     assert lifecycle["socketsAfterRestore"] == 2, "the late close of the old socket is not final"
     assert lifecycle["connectedAfterRestore"] is True
+
+
+def test_a_chat_message_the_server_did_not_send_says_why_in_the_pages_language(lifecycle) -> None:
+    assert lifecycle["refusedChat"] == [
+        "Nicht gesendet: zu viele Nachrichten auf einmal. Warte einen Moment und sende sie erneut.",
+        "Not sent: as the server says it.",  # a reason the page has no words for
+        "Not sent: this page may not write in that room.",
+    ]
 
 
 def test_the_last_widget_takes_the_socket_and_the_page_listeners_with_it(lifecycle) -> None:

@@ -70,6 +70,12 @@ function shown(words, value) {
   if (typeof value === "number") return words.number.format(value);
   return String(value);
 }
+// Why the server did not send a chat message, in the page's words: by its reason
+// (bridge.NotSent), else as the server said it.
+function notSent(answer) {
+  const key = `not_sent_${answer.reason}`;
+  return typeof answer.reason === "string" && Object.hasOwn(pageLanguage().table, key) ? text(key) : String(answer.error);
+}
 // Several things said as one ("Ana reacted 👍 and Ben reacted 🎉").
 function listed(items) {
   return pageLanguage().list.format(items.map(String));
@@ -389,7 +395,7 @@ function presenceKit() {
         break;
       case "chat_ack":
         if (message.stored) room(message.room).unavailable = false; // the store took it: it is back
-        answered(message.nonce, message.error ? { error: message.error } : { id: message.id, stored: message.stored });
+        answered(message.nonce, message.error ? { error: notSent(message) } : { id: message.id, stored: message.stored });
         break;
       case "receipt":
         learnName(message.user, message.name);
