@@ -54,6 +54,7 @@ def test_locale_de_words_every_widget_in_german_and_a_label_overrides_one_text(s
                  hello=tab_hello(user=ben, device="tab", org="e2e", token=tab_token(user=ben, org="e2e", name="Ben"), watch=watch))
     try:
         assert page.locator("textarea.pk-input").get_attribute("placeholder") == "Nachricht an #lobby"
+        assert {page.locator(".pk-widget").nth(i).get_attribute("lang") for i in range(4)} == {"de"}  # read as German
         assert page.locator("button.pk-send").inner_text() == "Senden"
         member(page, dora, "offline").locator(".pk-detail").filter(has_text="offline · zuletzt gesehen vor 5 Minuten").wait_for(timeout=5000)
         assert member(page, ana).locator(".pk-you").inner_text().strip() == "(du)"
@@ -68,7 +69,7 @@ def test_locale_de_words_every_widget_in_german_and_a_label_overrides_one_text(s
         send_chat(page, "Hallo Ben")
         assert tab.wait(lambda m: m["t"] == "chat" and m["message"]["text"] == "Hallo Ben")
         message_id = tab.seen(lambda m: m["t"] == "chat")[-1]["message"]["id"]
-        assert page.locator(".pk-read-receipts .pk-receipts").inner_text() == "Letzte Nachricht: noch nicht gesehen"
+        page.locator(".pk-read-receipts .pk-receipts").filter(has_text="Letzte Nachricht: noch nicht gesehen").wait_for(timeout=5000)
         tab.send({"t": "read", "room": "lobby", "id": message_id})
         # the label of the app's own under the message; the German default everywhere else
         page.locator(".pk-chat .pk-seen").filter(has_text="Gelesen von \u2068Ben\u2069").wait_for(timeout=5000)

@@ -591,6 +591,7 @@ function mountWidget(component, name, widget) {
 function widgetInstance(kit, key, parentElement, widget, options) {
   const cleanups = [];
   const root = el("div", `pk-widget ${widget.className}`);
+  root.lang = pageLanguage().locale; // a screen reader reads the widget's words in their language
   parentElement.appendChild(root);
   let needed = "";
   const w = {
