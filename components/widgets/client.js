@@ -107,6 +107,8 @@ function presenceKit() {
     nonces: 0,
     tokenExpired: new Map(), // mount key -> ask Python for fresh tokens (set at mount, deleted at release)
     spoken: new Map(), // "kind:room" -> {words, at}: what a live region said last (see announcer)
+    language: null, // the page's words (see text), from the app file's locale and labels
+    wording: "", // the locale and labels it was made from
     retryDelay: 250,
     retryTimer: null,
     activity: { status: "online", lastInput: Date.now(), awayTimer: null },
