@@ -34,6 +34,7 @@ from .capabilities import BrokerCapabilities
 from .errors import ConfigError, ConfigProblem
 from .history_url import HistoryUrl, passwords_in, url_problem
 from .schema_files import load_schema
+from .widget_texts import REFERENCE, language_tables, text_problem
 from .settings import (
     AccessSection,
     AppSettings,
@@ -204,7 +205,7 @@ def _check(document: YamlDocument, *, environ: Mapping[str, str]) -> tuple[dict,
     for error in _validator().iter_errors(data):  # fills in the schema's defaults as it goes
         problems += (p for p in _explain(error) if p[0] not in placeholders)
     seen = {path for path, _, _ in problems}
-    problems += (p for p in _check_rooms(data) + _check_widget_ids(data) if p[0] not in seen)
+    problems += (p for p in _check_rooms(data) + _check_widget_ids(data) + _check_labels(data) if p[0] not in seen)
     return data, problems, unset
 
 
@@ -411,6 +412,19 @@ def _check_widget_ids(data: dict) -> list[Found]:
     return problems
 
 
+def _check_labels(data: dict) -> list[Found]:
+    """Each label uses only the placeholders of its key (the schema checks keys and shapes)."""
+    labels = data.get("labels")
+    if not isinstance(labels, dict):
+        return []
+    known = language_tables()[REFERENCE]
+    return [
+        (("labels", key), problem, None)
+        for key, text in labels.items()
+        if key in known and (problem := text_problem(key, text)) is not None
+    ]
+
+
 # -- typed settings --------------------------------------------------------------------
 
 
@@ -456,6 +470,8 @@ def _typed(cls: type, values: Mapping[str, object], **given: object) -> Any:
 def _plain(value: object) -> object:
     if isinstance(value, list):
         return tuple(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {key: _plain(v) for key, v in value.items()}
     if isinstance(value, str):
         return str(value)  # an EnvValue becomes a plain string
     return value

@@ -145,7 +145,8 @@ def _field(name: str, prop: Mapping[str, Any], resolve: _Resolver, *, required: 
         needed = set(spec.get("required", ()))
         inner = tuple(f for n, p in spec["properties"].items() if (f := _field(n, p, resolve, required=n in needed)) is not None)
         return Field(kind="group", fields=inner, **common)
-    return Field(kind="text" if kind == "string" else "value", **common)
+    # a value may still have bounds (an integer or null): the hint says them
+    return Field(kind="text" if kind == "string" else "value", minimum=spec.get("minimum"), maximum=spec.get("maximum"), **common)
 
 
 def _base_type(kind: Any) -> tuple[Any, bool]:

@@ -53,7 +53,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -84,6 +84,7 @@ from .tab_history import PAGE, Done, HistorySource
 from .tab_protocol import TabEncoder, dumps
 from .tab_views import Watch
 from .tokens import Claims, TokenSigner
+from .widget_texts import REFERENCE, language_tables
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,10 @@ HISTORY_THREADS = 4
 more threads only let a slow call not hold up the event loop's others)."""
 STOP_WAIT = 5.0
 """Seconds a shutdown waits for chat messages being stored to finish."""
-NOT_STORED = "Not sent: chat history cannot be reached right now, so the message was not stored. Try again in a moment."
-TOO_FAST = "Not sent: too many messages at once. Wait a moment and send it again."
-NOT_STORABLE = "Not sent: this message cannot be stored as written."
-NOT_YOUR_ROOM = "Not sent: this page may not write in that room."
+NotSent = Literal["unavailable", "too_fast", "unstorable", "room"]
+"""Why a chat message was neither stored nor published. A chat_ack says it in English
+words too (the widgets' table, not_sent_<reason>), for other clients; the widgets word
+the reason in their page's language."""
 T = TypeVar("T")
 
 
@@ -458,7 +459,7 @@ class TabHub:
         if kind == "hello" or (room is not None and room not in tab.rooms):
             self._refused(tab, "room" if room is not None else "invalid")
             if kind == "chat":
-                self._chat_ack(tab, room, msg.get("nonce"), error=NOT_YOUR_ROOM)
+                self._not_sent(tab, room, msg.get("nonce"), "room")
             return
         if kind == "watch":
             self._show(tab, device, Watch.from_message(msg))
@@ -478,7 +479,7 @@ class TabHub:
                 self._spawn(self._send_chat(tab, device, room, msg["text"], msg.get("nonce")))
             else:
                 self._refused(tab, "flood")
-                self._chat_ack(tab, room, msg.get("nonce"), error=TOO_FAST)
+                self._not_sent(tab, room, msg.get("nonce"), "too_fast")
         elif kind == "read":
             if not self._private_receipts(room):
                 self._mark_read(device, room, msg["id"])
@@ -528,17 +529,22 @@ class TabHub:
                 message = await self._in_thread(device.send_chat, room, text)
             except HistoryUnavailable:
                 self.counts["chat_not_stored"] += 1  # the store logged the outage once
-                self._chat_ack(tab, room, nonce, error=NOT_STORED)
+                self._not_sent(tab, room, nonce, "unavailable")
             except ValueError as exc:  # text the store refuses (NUL, say): InvalidId and InvalidPayload are ValueErrors too
                 self._refused(tab, "invalid")
                 log.debug("a chat message from %s/%s was not stored: %s", tab.claims.user, tab.device_id, exc)
-                self._chat_ack(tab, room, nonce, error=NOT_STORABLE)
+                self._not_sent(tab, room, nonce, "unstorable")
             else:
                 self._chat_ack(tab, room, nonce, id=message.id, stored=self.session.history_store is not None)
 
     def _chat_ack(self, tab: Tab, room: str, nonce: str | None, **answer: object) -> None:
         if nonce is not None:
             tab.queue.put_nowait(dumps({"t": "chat_ack", "room": room, "nonce": nonce, **answer}))
+
+    def _not_sent(self, tab: Tab, room: str, nonce: str | None, reason: NotSent) -> None:
+        """Answer a chat message that was neither stored nor published: why, as a reason
+        and in words."""
+        self._chat_ack(tab, room, nonce, error=language_tables()[REFERENCE][f"not_sent_{reason}"], reason=reason)
 
     def _mark_read(self, device: Device, room: str, message_id: str) -> None:
         """A receipt only for a message the kit knows: held in memory, else in the store."""

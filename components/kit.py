@@ -256,8 +256,9 @@ class PresenceKit(WidgetMethods):
         return room
 
     def connection_data(self, identity: Identity, *, rooms: Iterable[str]) -> dict[str, Any]:
-        """What every widget's browser side needs to open the tab's socket: a token that
-        names the rooms these widgets show (the tab may see those and no others)."""
+        """What every widget's browser side needs to open the tab's socket (a token that
+        names the rooms these widgets show: the tab may see those and no others) and to
+        word what it shows (the app file's locale and labels)."""
         away = [w.away_after for w in self.widgets_of(PresenceListSettings)]
         return {
             "token": self.signer.sign(user=identity.user, name=identity.name, org=self.settings.org, rooms=rooms, avatar=identity.avatar),
@@ -266,6 +267,8 @@ class PresenceKit(WidgetMethods):
             "user": identity.user,
             "name": identity.name,
             "awayAfter": min(away, default=DEFAULT_AWAY_AFTER),
+            "locale": self.settings.locale,  # None: the browser's language
+            "labels": self.settings.labels,
         }
 
     def render(

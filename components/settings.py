@@ -13,7 +13,7 @@ and the file left the key out. Field names are the YAML keys, one for one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, get_args
@@ -24,6 +24,9 @@ from .capabilities import BrokerCapabilities
 IdentitySource = Literal["streamlit_login", "header", "query_param"]
 MqttProtocol = Literal["5", "3.1.1"]
 PageLayout = Literal["centered", "wide"]
+Locale = Literal["en", "de", "fr", "es", "pt"]
+Label = str | Mapping[str, str]
+"""A text of the widgets' own (labels): a template, or its plural forms by CLDR category."""
 
 
 @dataclass(frozen=True)
@@ -212,4 +215,6 @@ class AppSettings:
     access: AccessSection
     history: HistorySection
     page: PageSettings
+    locale: Locale | None  # None: the browser's language (else English)
+    labels: Mapping[str, Label]  # texts of the app's own, by key (components.widget_texts)
     widgets: tuple[WidgetSettings, ...]

@@ -49,10 +49,12 @@ frame holding a JSON array of them, in order):
     cursors   {room, moves: [[user, device, x, y, visible, region, name] | [user, device, null]]}
                                            every cursor that moved during one tick
     chat      {message}                    a new chat message (its sender's name included)
-    chat_ack  {room, nonce, id, stored} | {room, nonce, error}
+    chat_ack  {room, nonce, id, stored} | {room, nonce, error, reason}
                                            the tab's message was stored (stored: the server
-                                           keeps a history) and handed to MQTT; or, with the
-                                           reason in words, it was neither stored nor published
+                                           keeps a history) and handed to MQTT; or it was
+                                           neither stored nor published, why in words (error)
+                                           and as bridge.NotSent (reason: unavailable,
+                                           too_fast, unstorable, room)
     receipt   {room, user, up_to, name}    a read marker moved forward
     reaction  {room, user, emoji, count, name}   a coalesced burst
     fields    {room, editors: [{user, device, name, field?, label?, lock?, holds?, follows?,

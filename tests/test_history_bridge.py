@@ -233,6 +233,7 @@ def test_a_tab_message_refused_by_an_unreachable_database_is_not_published_and_t
         assert wait_for(lambda: ana.online("ben") and ben.online("ana"), timeout=5), "presence keeps working"
         answer = chat(ana, "keep me in the composer")
         assert "id" not in answer and "not stored" in answer["error"] and "hunter2" not in answer["error"]
+        assert answer["reason"] == "unavailable"  # the widgets word it in their page's language
         ana.send({"t": "read", "room": ROOM, "id": MessageIds().next()})  # unknown, and the store cannot say
         ana.send({"t": "typing", "room": ROOM, "active": True})  # published after it on ana's connection: a marker
         assert wait_for(lambda: any(t.startswith(f"typing/{org}/{ROOM}/ana/") for t, _ in wire.messages), timeout=5)

@@ -1,7 +1,8 @@
 """The widgets' shared browser code (components/widgets/client.js) run in Node, without a
-browser or a server: the words table, the typing refresh period, the rate-limited live
-regions and the shared "Seen by" and typing renderers. A fake clock drives the timers;
-a fake element counts its writes, so "nothing changed, nothing written" is checked too.
+browser or a server: the words and languages (Node has the browser's Intl APIs with
+full ICU), the typing refresh period, the rate-limited live regions and the shared
+"Seen by" and typing renderers. A fake clock drives the timers; a fake element counts
+its writes, so "nothing changed, nothing written" is checked too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from components.widget_texts import languages_script
 
 WIDGETS = Path(__file__).resolve().parent.parent / "components" / "widgets"
 
@@ -34,21 +37,46 @@ class FakeNode {
 }
 const context = {
   console, JSON, Math, Date, Map, Set, String, Object, Array,
-  performance: { now: () => now },
+  Intl, performance: { now: () => now },
   setTimeout: (fn, ms) => { timers.push({ at: now + ms, fn }); return timers.length; },
   clearTimeout: (id) => { if (timers[id - 1]) timers[id - 1].fn = null; },
   document: { createElement: (tag) => new FakeNode(tag) },
 };
 vm.createContext(context);
 const source = fs.readFileSync(process.argv[1], "utf8");
-vm.runInContext(source + "\n;globalThis.__api = {text, TEXTS, typingRefreshMs, typingText, announcer, renderSeen, renderTyping};", context);
+vm.runInContext(source + "\n;globalThis.__api = {text, LANGUAGES, language, pageLocale, ago, typingRefreshMs, typingText, announcer, renderSeen, renderTyping};", context);
 const api = context.__api;
+// the page's language, as kit.configure sets it
+const speak = (locale, labels) => { context.window = { __presenceKit: { language: api.language(locale, labels) } }; };
 const advance = (ms) => {
   now += ms;
   for (const timer of timers) if (timer.fn && timer.at <= now) { const fn = timer.fn; timer.fn = null; fn(); }
 };
 const out = {};
-out.keys = Object.keys(api.TEXTS);
+out.keys = Object.keys(api.LANGUAGES.en);
+out.locales = [
+  [null, ["de-AT", "en-US"]], [null, ["ja", "pt-BR", "fr"]], [null, ["ja"]], [null, []], ["fr", ["en-GB", "fr-CA"]], ["es", ["de"]],
+].map(([wanted, preferred]) => api.pageLocale(wanted, preferred));
+
+// German, with the browser's plural rules, lists and relative times; then a label of the app's own
+speak("de", null);
+const names = ["\u2068Ana\u2069", "\u2068Ben\u2069"];
+now = Date.now();
+out.german = {
+  typingOne: api.typingText(names.slice(0, 1)), typingTwo: api.typingText(names), typingMany: api.typingText(["a", "b", "c", "d"]),
+  seenBy: api.text("seen_by", { names: [...names, "\u2068Cy\u2069"] }), seenOne: api.text("seen_by_count", { count: 1 }),
+  seenMany: api.text("seen_by_count", { count: 1234 }), lastSeen: api.text("last_seen", { ago: api.ago(Date.now() / 1000 - 300) }),
+  yesterday: api.ago(Date.now() / 1000 - 86400 - 60), justNow: api.ago(Date.now() / 1000 - 5),
+  composer: api.text("composer", { room: "lobby" }),
+};
+speak("de", { seen_by: "Gelesen: {names}", devices: "{count} Tabs", typing_many: { one: "eine Person tippt", other: "{count} tippen" }, send: "<b>{x}</b>" });
+out.labelled = {
+  seenBy: api.text("seen_by", { names }), devices: api.text("devices", { count: 1 }), typingMany: api.typingText(["a", "b", "c"]),
+  send: api.text("send"), composer: api.text("composer", { room: "lobby" }),
+};
+speak("fr", null);
+out.french = { typingTwo: api.typingText(names), seenMany: api.text("seen_by_count", { count: 2 }), zero: api.text("seen_by_count", { count: 0 }) };
+context.window = undefined;
 out.refresh = [1, 2, 4, 6, 120].map(api.typingRefreshMs);
 
 // an announcer of chat (a 3 s gap): the first item at once, the rest as one summary a gap later
@@ -126,8 +154,8 @@ FakeSocket.OPEN = 1;
 const storage = new Map();
 const timers = [];
 const context = {
-  console, JSON, Math, Date, Map, Set, String, Object, Array, Promise, queueMicrotask,
-  WebSocket: FakeSocket,
+  console, JSON, Math, Date, Map, Set, String, Object, Array, Promise, queueMicrotask, Intl,
+  WebSocket: FakeSocket, navigator: { languages: ["en-US"] },
   location: { protocol: "http:", host: "127.0.0.1:1" },
   sessionStorage: { getItem: (k) => storage.get(k) || null, setItem: (k, v) => storage.set(k, v) },
   performance: { now: () => 0 },
@@ -166,6 +194,16 @@ vm.runInContext(fs.readFileSync(process.argv[1], "utf8") + "\n;globalThis.__pres
   second.onopen();
   out.connectedAfterRestore = kit.connected;
 
+  // chat messages the server did not send: the reason in the page's words, else the server's
+  const refusedChat = async (reason, language) => {
+    kit.language = context.language(language, null);
+    const answer = kit.sendChat("lobby", "hi");
+    const nonce = second.sent[second.sent.length - 1].nonce;
+    second.onmessage({ data: JSON.stringify({ t: "chat_ack", room: "lobby", nonce, error: "Not sent: as the server says it.", reason }) });
+    return (await answer).error;
+  };
+  out.refusedChat = [await refusedChat("too_fast", "de"), await refusedChat("toString", "de"), await refusedChat("room", "en")];
+
   // the server refuses the tokens: Python is asked once for fresh ones
   second.readyState = 3;
   second.onclose({ code: 4401, reason: "" });
@@ -185,24 +223,26 @@ vm.runInContext(fs.readFileSync(process.argv[1], "utf8") + "\n;globalThis.__pres
 """
 
 
-def run_node(script: str) -> dict:
+def run_node(script: str, folder: Path) -> dict:
     node = shutil.which("node")
     if node is None:
         pytest.skip("Node.js is not installed (apt-get install nodejs)")
-    result = subprocess.run([node, "-e", script, str(WIDGETS / "client.js")], capture_output=True, text=True, timeout=30)
+    source = folder / "client.js"  # as the widgets get it: the language tables first
+    source.write_text(languages_script() + (WIDGETS / "client.js").read_text(encoding="utf-8"), encoding="utf-8")
+    result = subprocess.run([node, "-e", script, str(source)], capture_output=True, text=True, timeout=30)
     if result.returncode:
         pytest.fail(f"the script failed in Node: {result.stderr[-2000:]}")
     return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")
-def client() -> dict:
-    return run_node(HARNESS)
+def client(tmp_path_factory) -> dict:
+    return run_node(HARNESS, tmp_path_factory.mktemp("client"))
 
 
 @pytest.fixture(scope="module")
-def lifecycle() -> dict:
-    return run_node(LIFECYCLE)
+def lifecycle(tmp_path_factory) -> dict:
+    return run_node(LIFECYCLE, tmp_path_factory.mktemp("lifecycle"))
 
 
 def widget_sources() -> dict[str, str]:
@@ -212,14 +252,15 @@ def widget_sources() -> dict[str, str]:
 def test_every_word_a_widget_writes_is_in_the_one_table(client) -> None:
     used: set[str] = set()
     for name, source in widget_sources().items():
-        keys = {key for first in re.findall(r"\btext\(([^,)]*)", source) for key in re.findall(r"\"(\w+)\"", first)}
+        keys = {key for first in re.findall(r"\btext\(([^{)]*)", source) for key in re.findall(r"\"(\w+)\"", first)}
         used |= keys
         assert keys <= set(client["keys"]), f"{name} uses words missing from TEXTS: {keys - set(client['keys'])}"
         # literal words handed straight to an element would escape the table
         assert not re.findall(r"\bel\(\"[^\"]*\", \"[^\"]*\", \"[A-Za-z]", source), name
         assert not re.findall(r"textContent = \"[A-Za-z]", source), name
-    refused = {key for key in client["keys"] if key.startswith("refused")}  # by close code: text(`refused${code}`)
-    assert set(client["keys"]) - refused <= used, f"words nobody shows: {set(client['keys']) - refused - used}"
+    # by close code, text(`refused_${code}`), and by the reason a chat message was not sent
+    dynamic = {key for key in client["keys"] if key.startswith(("refused_", "not_sent_"))}
+    assert set(client["keys"]) - dynamic <= used, f"words nobody shows: {set(client['keys']) - dynamic - used}"
 
 
 def test_typing_is_refreshed_within_half_its_ttl(client) -> None:
@@ -235,7 +276,7 @@ def test_a_live_region_speaks_at_once_then_one_summary_per_gap_and_once_per_page
 
 
 def test_seen_by_collapses_above_the_threshold_and_writes_only_changes(client) -> None:
-    assert client["seenTwo"] == "Seen by \u2068ANA\u2069, \u2068BEN\u2069"
+    assert client["seenTwo"] == "Seen by \u2068ANA\u2069 and \u2068BEN\u2069"  # Intl.ListFormat
     assert client["seenAgainWrites"] == 0
     assert client["seenThree"] == "Seen by 3 people"
     assert client["latestNone"] == "Latest message: not seen yet"
@@ -262,8 +303,51 @@ def test_a_page_restored_from_the_back_forward_cache_connects_again(lifecycle) -
     assert lifecycle["connectedAfterRestore"] is True
 
 
+def test_a_chat_message_the_server_did_not_send_says_why_in_the_pages_language(lifecycle) -> None:
+    assert lifecycle["refusedChat"] == [
+        "Nicht gesendet: zu viele Nachrichten auf einmal. Warte einen Moment und sende sie erneut.",
+        "Not sent: as the server says it.",  # a reason the page has no words for
+        "Not sent: this page may not write in that room.",
+    ]
+
+
 def test_the_last_widget_takes_the_socket_and_the_page_listeners_with_it(lifecycle) -> None:
     assert lifecycle["listenersWhileMounted"]["window"] > 0 and lifecycle["listenersWhileMounted"]["document"] > 0
     assert lifecycle["beforeMicrotasks"] == lifecycle["listenersWhileMounted"], "a widget mounted in the same pass keeps them"
     assert lifecycle["listenersAfterRelease"] == {"window": 0, "document": 0}
     assert lifecycle["kitGone"] is True
+
+
+def test_the_page_speaks_the_app_files_locale_else_the_browsers_else_english(client) -> None:
+    # the browser's own tag when it is the chosen language (regional formats), else the base
+    assert client["locales"] == ["de-AT", "pt-BR", "en", "en", "fr-CA", "es"]
+
+
+def test_german_words_plurals_lists_and_relative_times_come_from_intl(client) -> None:
+    german = client["german"]
+    assert german["typingOne"] == "\u2068Ana\u2069 schreibt…"
+    assert german["typingTwo"] == "\u2068Ana\u2069 und \u2068Ben\u2069 schreiben…"
+    assert german["typingMany"] == "4 Personen schreiben…"
+    assert german["seenBy"] == "Gesehen von \u2068Ana\u2069, \u2068Ben\u2069 und \u2068Cy\u2069"
+    assert german["seenOne"] == "Gesehen von 1 Person"
+    assert german["seenMany"] == "Gesehen von 1.234 Personen"  # Intl.NumberFormat's German grouping
+    assert german["lastSeen"] == "offline · zuletzt gesehen vor 5 Minuten"
+    assert german["yesterday"] == "gestern"
+    assert german["justNow"] == "gerade eben"
+    assert german["composer"] == "Nachricht an #lobby"
+
+
+def test_labels_replace_single_texts_as_plain_text(client) -> None:
+    labelled = client["labelled"]
+    assert labelled["seenBy"] == "Gelesen: \u2068Ana\u2069 und \u2068Ben\u2069"
+    assert labelled["devices"] == "1 Tabs"  # one text for every count
+    assert labelled["typingMany"] == "3 tippen"  # plural forms of the app's own
+    assert labelled["send"] == "<b>{x}</b>"  # no markup, and an unknown placeholder stays as written
+    assert labelled["composer"] == "Nachricht an #lobby"  # the rest stays German
+
+
+def test_french_plural_rules_differ_from_english(client) -> None:
+    french = client["french"]
+    assert french["typingTwo"] == "\u2068Ana\u2069 et \u2068Ben\u2069 sont en train d'écrire…"
+    assert french["seenMany"] == "Vu par 2 personnes"
+    assert french["zero"] == "Vu par 0 personne"  # French says 0 in the singular; English would not

@@ -1,10 +1,10 @@
 """The widgets' Streamlit side: components v2 built from the assets in this folder.
 
-Every widget's JavaScript is the shared client (`client.js`: one WebSocket per tab, the
-widget base, the shared renderers and every word the widgets show) followed by the
-widget's own module, and its CSS is the shared `client.css` followed by its own; assets
-are read once per process (packaged file paths are not resolved by components v2, so
-the text is passed inline).
+Every widget's JavaScript is the language tables (components.widget_texts), the shared
+client (`client.js`: one WebSocket per tab, the widget base, the shared renderers and
+the one way widgets word things) and the widget's own module; its CSS is the shared
+`client.css` followed by its own. Assets are read once per process (packaged file
+paths are not resolved by components v2, so the text is passed inline).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from importlib import resources
 from typing import Any
 
 import streamlit as st
+
+from ..widget_texts import languages_script
 
 
 @functools.cache
@@ -27,7 +29,7 @@ def _component(kind: str) -> Any:
     return st.components.v2.component(
         f"presence_kit_{kind}",
         css=f"{_asset('client.css')}\n{_asset(f'{kind}.css')}",
-        js=f"{_asset('client.js')}\n{_asset(f'{kind}.js')}",
+        js=f"{languages_script()}{_asset('client.js')}\n{_asset(f'{kind}.js')}",
     )
 
 

@@ -26,10 +26,10 @@ export default (component) => mountWidget(component, "chatPanel", {
       w.typing = w.kit.typingSender(w.options.room, w.options.typing_ttl);
     }
     const { room, height } = w.options;
-    setText(w.title, text("chatTitle", room));
-    setAttr(w.list, "aria-label", text("messages", room));
-    setAttr(w.input, "placeholder", text("composer", room));
-    setAttr(w.input, "aria-label", text("composer", room));
+    setText(w.title, text("chat_title", { room }));
+    setAttr(w.list, "aria-label", text("messages", { room }));
+    setAttr(w.input, "placeholder", text("composer", { room }));
+    setAttr(w.input, "aria-label", text("composer", { room }));
     const listHeight = height === "auto" ? "" : `${height}px`;
     if (w.list.style.height !== listHeight) w.list.style.height = listHeight;
     render(w);
@@ -67,7 +67,7 @@ function build(w) {
   w.hereCount = el("span", "pk-here-count");
   w.here.append(w.hereFaces, w.hereNames, w.hereCount);
   header.append(w.title, w.here);
-  w.earlier = el("button", "pk-earlier pk-button", text("loadEarlier"));
+  w.earlier = el("button", "pk-earlier pk-button", text("load_earlier"));
   w.earlier.type = "button";
   w.earlier.hidden = true;
   w.historyNote = el("div", "pk-history-note");
@@ -92,8 +92,8 @@ function build(w) {
   Object.assign(w, { readSent: "", rendered: new Map(), seenLines: new Map(), hereKey: null, onScreen: new Set() });
   w.sayTyping = announcer(w, "typing", (items) => items[items.length - 1]);
   w.sayChat = announcer(w, "chat", (items) => items.length === 1
-    ? text("newMessage", kit.nameOf(items[0].user, items[0].name), items[0].text.slice(0, ANNOUNCED_CHARS))
-    : text("newMessages", items.length, text("list", [...new Set(items.map((m) => kit.nameOf(m.user, m.name)))])));
+    ? text("new_message", { name: kit.nameOf(items[0].user, items[0].name), text: items[0].text.slice(0, ANNOUNCED_CHARS) })
+    : text("new_messages", { count: items.length, names: [...new Set(items.map((m) => kit.nameOf(m.user, m.name)))] }));
 
   // the text stays in the composer until the server says it was stored and sent
   const submit = async () => {
@@ -168,16 +168,16 @@ function renderHere(w) {
     face.title = names[i];
     return face;
   }));
-  setText(w.hereNames, names.length ? text("whoIsHere", text("list", names)) : "");
-  setText(w.hereCount, others ? text("here", others + 1) : text("justYou"));
+  setText(w.hereNames, names.length ? text("who_is_here", { names }) : "");
+  setText(w.hereCount, others ? text("here", { count: others + 1 }) : text("just_you"));
 }
 
 function renderNotes(w) {
   const room = w.kit.room(w.options.room);
   setHidden(w.earlier, !room.more);
   w.earlier.disabled = room.loading;
-  setText(w.earlier, room.loading ? text("loadingEarlier") : text("loadEarlier"));
-  setText(w.historyNote, room.unavailable ? text("historyUnavailable") : "");
+  setText(w.earlier, room.loading ? text("loading_earlier") : text("load_earlier"));
+  setText(w.historyNote, room.unavailable ? text("history_unavailable") : "");
 }
 
 function renderMessages(w) {
@@ -254,7 +254,7 @@ function messageNode(message, mine) {
   meta.append(el("span", "pk-sender"));
   if (message.at) {
     const at = new Date(message.at * 1000);
-    const time = el("time", "pk-time", at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+    const time = el("time", "pk-time", at.toLocaleTimeString(pageLanguage().locale, { hour: "2-digit", minute: "2-digit" }));
     time.dateTime = at.toISOString();
     meta.append(time);
   }

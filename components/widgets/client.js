@@ -24,81 +24,61 @@ function typingRefreshMs(ttlSeconds) {
   return Math.min(2000, (ttlSeconds * 1000) / 2);
 }
 
-// Every word a widget shows or announces, in one table: `text(key, ...)` is the only way
-// widgets write words (a language table can replace this one). Names come in already
-// isolated (kit.nameOf), so right-to-left text cannot spill into the words around it.
-const TEXTS = {
-  list: (items) => items.join(", "),
-  userId: (id) => ` (${id})`, // after a name that someone else in view shows too
-  connecting: "Connecting…",
-  brokerReconnecting: "Reconnecting to the broker…",
-  roomRefused: (room) => `This page may not show room ${room}.`,
-  refused4403: "This page's address may not connect to the presence server.",
-  refused4429: "You have too many tabs open here: close one to join (this tab joins by itself then).",
-  refused4431: "Too many connections from your network to the presence server; retrying soon.",
-  notSentOffline: "Not sent: not connected to the server. Send it again once the connection is back.",
-  noAnswer: "No answer from the server: your message may not have been sent.",
-  droppedBeforeAnswer: "The connection dropped before the server answered: your message may not have been sent.",
-  typingOne: (a) => `${a} is typing…`,
-  typingTwo: (a, b) => `${a} and ${b} are typing…`,
-  typingMany: (n) => `${n} people are typing…`,
-  seenBy: (names) => `Seen by ${names}`,
-  seenByCount: (n) => `Seen by ${n} people`,
-  latestSeenBy: (names) => `Latest message seen by ${names}`,
-  latestSeenByCount: (n) => `Latest message seen by ${n} people`,
-  latestNotSeen: "Latest message: not seen yet",
-  justNow: "just now",
-  minutes: (n) => `${n} min`,
-  hours: (n) => `${n} h`,
-  days: (n) => `${n} d`,
-  online: "online",
-  awayFor: (ago) => `away · ${ago}`,
-  lastSeen: (ago, justNow) => (justNow ? `offline · last seen ${ago}` : `offline · last seen ${ago} ago`),
-  devices: (n) => `${n} devices`,
-  editing: (where) => `editing ${where}`,
-  editingIn: (where, room) => `editing ${where} in ${room}`,
-  detail: (parts) => parts.join(" · "),
-  you: " (you)",
-  people: "People",
-  countOnline: (n) => `${n} online`,
-  countAway: (n) => `${n} away`,
-  showMore: (n) => `Show more (${n})`,
-  showAll: "Show all",
-  chatTitle: (room) => `# ${room}`,
-  messages: (room) => `Messages in #${room}`,
-  composer: (room) => `Message #${room}`,
-  send: "Send",
-  here: (n) => `${n} here`,
-  justYou: "just you",
-  whoIsHere: (names) => `Here: ${names}`,
-  loadEarlier: "Load earlier messages",
-  loadingEarlier: "Loading earlier messages…",
-  historyUnavailable: "Chat history is unavailable right now: showing recent messages only.",
-  newMessage: (name, words) => `${name}: ${words}`,
-  newMessages: (n, names) => `${n} new messages from ${names}`,
-  reactions: "Reactions",
-  reactWith: (emoji) => `React with ${emoji}`,
-  burst: (emoji, count) => (count > 1 ? `${emoji} ×${count}` : emoji),
-  reacted: (name, emoji, count) => `${name} reacted ${text("burst", emoji, count)}`,
-  whoEditsWhat: "Who is editing what",
-  where: (where, locked) => (locked ? ` · ${where} (locked)` : ` · ${where}`),
-  showWhere: (name) => `Show where ${name} is`,
-  follow: "Follow",
-  stopFollowing: "Stop following",
-  followsYou: (name) => `${name} follows you.`,
-  followYou: (n) => `${n} people follow you.`,
-  nobodyFollows: "Nobody can follow you.",
-  followingOff: "Turn following off",
-  followingOn: "Allow following",
-  following: (name) => `Following ${name}.`,
-  turnedFollowingOff: (name) => `${name} turned following off.`,
-  isEditing: " is editing",
-  more: (n) => ` +${n}`,
-  editedBy: (name) => `${name} is editing this field`,
-};
-function text(key, ...args) {
-  const entry = TEXTS[key];
-  return typeof entry === "function" ? entry(...args) : entry;
+// Every word a widget shows or announces comes from `text(key, values)`: the page's
+// language table (LANGUAGES: components/widgets/texts/*.json, put before this file by
+// components.widget_texts), the app file's labels over it, English for a key a table
+// lacks. A text is a template with {placeholders}, or plural forms chosen by
+// Intl.PluralRules on `values.count`; values are filled in as text, numbers by
+// Intl.NumberFormat, arrays of names by Intl.ListFormat ("Ana, Ben and Cy"). Names come
+// in already isolated (kit.nameOf), so right-to-left text cannot spill into the words
+// around them. The page's language lives on the shared kit (each widget's module has
+// its own copy of this file).
+const FALLBACK_LOCALE = "en";
+// The language of a page: the app file's `locale`, else the first of the browser's
+// languages that has a table, else English; as the browser's own tag when that is the
+// same language (so de-AT formats numbers and times as in Austria).
+function pageLocale(wanted, preferred) {
+  const base = (tag) => String(tag).toLowerCase().split("-")[0];
+  const known = (preferred || []).filter((tag) => Object.hasOwn(LANGUAGES, base(tag)));
+  const chosen = wanted && Object.hasOwn(LANGUAGES, wanted) ? wanted : known.length ? base(known[0]) : FALLBACK_LOCALE;
+  return known.find((tag) => base(tag) === chosen) || chosen;
+}
+function language(locale, labels) {
+  const base = locale.toLowerCase().split("-")[0];
+  return {
+    locale,
+    table: { ...LANGUAGES[FALLBACK_LOCALE], ...LANGUAGES[base], ...(labels || {}) },
+    plural: new Intl.PluralRules(locale),
+    number: new Intl.NumberFormat(locale),
+    list: new Intl.ListFormat(locale, { type: "conjunction" }),
+    relative: new Intl.RelativeTimeFormat(locale, { numeric: "auto" }),
+  };
+}
+let englishLanguage = null;
+function pageLanguage() {
+  const kit = typeof window === "undefined" ? null : window.__presenceKit;
+  return (kit && kit.language) || (englishLanguage ||= language(FALLBACK_LOCALE, null));
+}
+function text(key, values = {}) {
+  const words = pageLanguage();
+  let entry = words.table[key];
+  if (entry !== null && typeof entry === "object") entry = entry[words.plural.select(values.count || 0)] ?? entry.other;
+  return String(entry ?? "").replace(/\{(\w+)\}/g, (whole, name) => (Object.hasOwn(values, name) ? shown(words, values[name]) : whole));
+}
+function shown(words, value) {
+  if (Array.isArray(value)) return words.list.format(value.map(String));
+  if (typeof value === "number") return words.number.format(value);
+  return String(value);
+}
+// Why the server did not send a chat message, in the page's words: by its reason
+// (bridge.NotSent), else as the server said it.
+function notSent(answer) {
+  const key = `not_sent_${answer.reason}`;
+  return typeof answer.reason === "string" && Object.hasOwn(pageLanguage().table, key) ? text(key) : String(answer.error);
+}
+// Several things said as one ("Ana reacted 👍 and Ben reacted 🎉").
+function listed(items) {
+  return pageLanguage().list.format(items.map(String));
 }
 
 function presenceKit() {
@@ -127,6 +107,8 @@ function presenceKit() {
     nonces: 0,
     tokenExpired: new Map(), // mount key -> ask Python for fresh tokens (set at mount, deleted at release)
     spoken: new Map(), // "kind:room" -> {words, at}: what a live region said last (see announcer)
+    language: null, // the page's words (see text), from the app file's locale and labels
+    wording: "", // the locale and labels it was made from
     retryDelay: 250,
     retryTimer: null,
     activity: { status: "online", lastInput: Date.now(), awayTimer: null },
@@ -159,6 +141,11 @@ function presenceKit() {
     } else if (previous !== config.token && kit.connected) {
       scheduleAuth(); // the page was rendered again
     }
+    const wording = JSON.stringify([config.locale, config.labels]);
+    if (wording !== kit.wording) { // the app file's locale and labels (the same for every widget of a page)
+      kit.wording = wording;
+      kit.language = language(pageLocale(config.locale, navigator.languages || [navigator.language]), config.labels);
+    }
     kit.activity.awayAfterMs = (config.awayAfter || 300) * 1000;
     armAway();
   };
@@ -182,7 +169,7 @@ function presenceKit() {
     kit.connected = false;
     clearTimeout(kit.retryTimer);
     clearTimeout(kit.activity.awayTimer);
-    for (const nonce of [...kit.sending.keys()]) answered(nonce, { error: text("droppedBeforeAnswer") });
+    for (const nonce of [...kit.sending.keys()]) answered(nonce, { error: text("dropped_before_answer") });
     for (const [target, type, fn, options] of pageListeners) target.removeEventListener(type, fn, options);
     if (window.__presenceKit === kit) delete window.__presenceKit; // the next widget starts afresh
     if (socket) socket.close(1000, "no widget left");
@@ -297,13 +284,13 @@ function presenceKit() {
   };
   // Send a chat message; resolves to {id, stored} once the server stored and published
   // it, or to {error} (in words) when it did not or may not have.
-  kit.sendChat = (roomName, text) => new Promise((resolve) => {
+  kit.sendChat = (roomName, words) => new Promise((resolve) => {
     const nonce = `${Date.now().toString(36)}-${(kit.nonces += 1)}`;
-    if (!kit.send({ t: "chat", room: roomName, text, nonce })) {
-      resolve({ error: text("notSentOffline") });
+    if (!kit.send({ t: "chat", room: roomName, text: words, nonce })) {
+      resolve({ error: text("not_sent_offline") });
       return;
     }
-    const timer = setTimeout(() => answered(nonce, { error: text("noAnswer") }), ANSWER_WAIT_MS);
+    const timer = setTimeout(() => answered(nonce, { error: text("no_answer") }), ANSWER_WAIT_MS);
     kit.sending.set(nonce, { resolve, timer });
   });
   const answered = (nonce, result) => {
@@ -332,7 +319,7 @@ function presenceKit() {
   // so right-to-left text cannot spill into the words around it.
   kit.nameOf = (user, fallback) => {
     const { name, id } = kit.label(user, fallback);
-    return `\u2068${name}\u2069${id ? text("userId", id) : ""}`;
+    return `\u2068${name}\u2069${id ? text("user_id", { id }) : ""}`;
   };
   const learnName = (user, name) => {
     if (!name || kit.names.get(user) === name) return;
@@ -410,7 +397,7 @@ function presenceKit() {
         break;
       case "chat_ack":
         if (message.stored) room(message.room).unavailable = false; // the store took it: it is back
-        answered(message.nonce, message.error ? { error: message.error } : { id: message.id, stored: message.stored });
+        answered(message.nonce, message.error ? { error: notSent(message) } : { id: message.id, stored: message.stored });
         break;
       case "receipt":
         learnName(message.user, message.name);
@@ -431,7 +418,7 @@ function presenceKit() {
       }
       case "refused":
         kit.refused.add(message.room);
-        kit.problem = text("roomRefused", message.room);
+        kit.problem = text("room_refused", { room: message.room });
         break;
       case "broker":
         kit.broker = { connected: message.connected, error: message.error, url: message.url };
@@ -444,7 +431,7 @@ function presenceKit() {
   }
 
   // Close codes the server explains (components/tab_admission.py), and what to say.
-  const REFUSED = { 4403: { retry: 0 }, 4429: { retry: 15000 }, 4431: { retry: 30000 } }; // words: TEXTS.refused<code>
+  const REFUSED = { 4403: { retry: 0 }, 4429: { retry: 15000 }, 4431: { retry: 30000 } }; // words: text("refused_<code>")
 
   function connect() {
     clearTimeout(kit.retryTimer);
@@ -475,11 +462,11 @@ function presenceKit() {
       kit.socket = null;
       kit.connected = false;
       for (const nonce of [...kit.sending.keys()]) {
-        answered(nonce, { error: text("droppedBeforeAnswer") });
+        answered(nonce, { error: text("dropped_before_answer") });
       }
       for (const held of Object.values(kit.rooms)) held.loading = false; // the new socket may be asked again
       const refused = REFUSED[event.code];
-      kit.problem = refused ? text(`refused${event.code}`) : "";
+      kit.problem = refused ? text(`refused_${event.code}`) : "";
       emit({ t: "connection", connected: false, code: event.code });
       if (event.code === 4409) { // our device id is live in another tab (a duplicated tab)
         kit.deviceId = newDeviceId();
@@ -606,6 +593,7 @@ function mountWidget(component, name, widget) {
 function widgetInstance(kit, key, parentElement, widget, options) {
   const cleanups = [];
   const root = el("div", `pk-widget ${widget.className}`);
+  root.lang = pageLanguage().locale; // a screen reader reads the widget's words in their language
   parentElement.appendChild(root);
   let needed = "";
   const w = {
@@ -718,9 +706,9 @@ function renderSeen(kit, node, users, collapseAbove, latest) {
   const names = users.map((user) => kit.nameOf(user));
   setData(node, "count", users.length);
   setData(node, "seen", users.join(" "));
-  setText(node, latest && !names.length ? text("latestNotSeen")
-    : names.length > collapseAbove ? text(latest ? "latestSeenByCount" : "seenByCount", names.length)
-      : text(latest ? "latestSeenBy" : "seenBy", text("list", names)));
+  setText(node, latest && !names.length ? text("latest_not_seen")
+    : names.length > collapseAbove ? text(latest ? "latest_seen_by_count" : "seen_by_count", { count: names.length })
+      : text(latest ? "latest_seen_by" : "seen_by", { names }));
 }
 
 // Small helpers for widgets: text only, never markup.
@@ -745,13 +733,15 @@ function colourFor(id) {
   for (const ch of String(id)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
   return `lch(40% 50 ${hash % 360})`;
 }
+// How long ago, in the page's language ("5 minutes ago", "vor 5 Minuten").
 function ago(unixSeconds) {
   if (!unixSeconds) return "";
   const seconds = Math.max(0, Date.now() / 1000 - unixSeconds);
-  if (seconds < 60) return text("justNow");
-  if (seconds < 3600) return text("minutes", Math.floor(seconds / 60));
-  if (seconds < 86400) return text("hours", Math.floor(seconds / 3600));
-  return text("days", Math.floor(seconds / 86400));
+  if (seconds < 60) return text("just_now");
+  const { relative } = pageLanguage();
+  if (seconds < 3600) return relative.format(-Math.floor(seconds / 60), "minute");
+  if (seconds < 86400) return relative.format(-Math.floor(seconds / 3600), "hour");
+  return relative.format(-Math.floor(seconds / 86400), "day");
 }
 function displayName(user) {
   return user.name || user.user;
@@ -762,7 +752,7 @@ function nameElement(kit, user, fallback, className) {
   const { name, id } = kit.label(user, fallback);
   const node = el("span", className);
   node.append(el("bdi", null, name));
-  if (id) node.append(el("span", "pk-id", text("userId", id)));
+  if (id) node.append(el("span", "pk-id", text("user_id", { id })));
   return node;
 }
 // What two names are compared by (the server's display_names.name_key, near enough).
@@ -775,7 +765,5 @@ function othersIn(kit, view) {
 }
 function typingText(names) {
   if (names.length === 0) return "";
-  if (names.length === 1) return text("typingOne", names[0]);
-  if (names.length === 2) return text("typingTwo", names[0], names[1]);
-  return text("typingMany", names.length);
+  return names.length <= 2 ? text("typing", { names, count: names.length }) : text("typing_many", { count: names.length });
 }

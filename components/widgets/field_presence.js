@@ -37,7 +37,7 @@ function build(kit, root, options, key) {
   const status = el("div", "pk-fields-status");
   status.setAttribute("role", "status");
   const list = el("ul", "pk-fields-list");
-  list.setAttribute("aria-label", text("whoEditsWhat"));
+  list.setAttribute("aria-label", text("who_edits_what"));
   const followers = el("div", "pk-followers");
   const followersText = el("span", "pk-followers-text");
   const followable = el("button", "pk-followable");
@@ -191,7 +191,7 @@ function decorate(kit, container, editors, lockedBy) {
     container.appendChild(label);
   }
   const others = users.filter((user) => user !== lead.user).length;
-  const words = lockedBy ? text("isEditing") : others ? text("more", others) : "";
+  const words = lockedBy ? text("is_editing") : others ? text("more", { count: others }) : "";
   const key = `${lead.user}\u0000${kit.label(lead.user, lead.name).name}\u0000${words}`;
   if (label.dataset.key !== key) { // rebuilt only when it changes (each rebuild is a DOM mutation)
     label.dataset.key = key;
@@ -205,7 +205,7 @@ function decorate(kit, container, editors, lockedBy) {
         input.dataset.pkLocked = "1";
         input.setAttribute("aria-readonly", "true");
       }
-      if (input.dataset.pkLocked) setAttr(input, "aria-description", text("editedBy", kit.nameOf(lockedBy.user, lockedBy.name)));
+      if (input.dataset.pkLocked) setAttr(input, "aria-description", text("edited_by", { name: kit.nameOf(lockedBy.user, lockedBy.name) }));
     } else if (!lockedBy && input.dataset.pkLocked) {
       unlock(input);
     }
@@ -254,11 +254,11 @@ function renderList(state, kit) {
     const whereKey = `${kit.label(user, entry.name).name}\u0000${where}\u0000${entry.holds && state.options.lock}`;
     if (item.whereKey !== whereKey) { // rebuilt only when it changes
       item.whereKey = whereKey;
-      item.where.replaceChildren(nameElement(kit, user, entry.name), text("where", where, entry.holds && state.options.lock));
-      item.where.title = text("showWhere", kit.label(user, entry.name).name);
+      item.where.replaceChildren(nameElement(kit, user, entry.name), text(entry.holds && state.options.lock ? "where_locked" : "where", { field: where }));
+      item.where.title = text("show_where", { name: kit.label(user, entry.name).name });
     }
     setHidden(item.follow, !state.options.follow || !!entry.unfollowable);
-    setText(item.follow, state.following === user ? text("stopFollowing") : text("follow"));
+    setText(item.follow, state.following === user ? text("stop_following") : text("follow"));
     setAttr(item.follow, "aria-pressed", String(state.following === user));
     const next = previous ? previous.nextSibling : state.list.firstChild;
     if (next !== item.li) state.list.insertBefore(item.li, next);
@@ -269,10 +269,10 @@ function renderList(state, kit) {
 
   const followers = [...new Set(entries.filter((e) => e.follows === me.user && e.user !== me.user).map((e) => e.user))];
   setHidden(state.followers, !state.options.follow || (!followers.length && state.followableOn));
-  setText(state.followersText, !state.followableOn ? text("nobodyFollows") :
-    followers.length === 1 ? text("followsYou", kit.nameOf(followers[0])) : text("followYou", followers.length));
-  setText(state.followable, state.followableOn ? text("followingOff") : text("followingOn"));
-  setText(state.status, state.note || (state.following ? text("following", kit.nameOf(state.following)) : ""));
+  setText(state.followersText, !state.followableOn ? text("nobody_follows") :
+    followers.length === 1 ? text("follows_you", { name: kit.nameOf(followers[0]) }) : text("followers", { count: followers.length }));
+  setText(state.followable, state.followableOn ? text("following_off") : text("following_on"));
+  setText(state.status, state.note || (state.following ? text("following", { name: kit.nameOf(state.following) }) : ""));
   setHidden(state.status, !state.status.textContent);
 }
 
@@ -303,7 +303,7 @@ function keepFollowing(state, kit) {
   const theirs = state.view.entries.filter((e) => e.user === user);
   if (theirs.some((e) => e.unfollowable)) {
     follow(state, kit, null);
-    state.note = text("turnedFollowingOff", kit.nameOf(user));
+    state.note = text("turned_following_off", { name: kit.nameOf(user) });
     renderList(state, kit);
     return;
   }

@@ -2,7 +2,7 @@
 // first page of members in display order (online, away, then offline most recently
 // seen first) and counts by status; "Show more" asks for the next page. Each member
 // element has data-user and data-status, and says the status in words ("online",
-// "away · 5 min"), not by its dot's colour alone. Above `counter_above` live members it
+// "away · 5 minutes ago"), not by its dot's colour alone. Above `counter_above` live members it
 // becomes a counter (and a "Show all" button), and goes back to a list only below
 // counter_above - counter_hysteresis. Entries are updated in place, keyed by user, and
 // only what changed is written: a frame about another view, a room or a cursor never
@@ -36,7 +36,7 @@ export default (component) => mountWidget(component, "presenceList", {
       w.ask();
       render(w);
     });
-    w.every(30000, () => render(w)); // "away · 5 min" ages
+    w.every(30000, () => render(w)); // "away · 5 minutes ago" ages
   },
   update(w, previous) {
     if (previous.room !== w.options.room) { w.limit = PAGE; w.expanded = false; }
@@ -60,18 +60,18 @@ function render(w) {
   // the list is named by its title when it has one
   setAttr(w.list, "aria-labelledby", options.title ? w.titleId : null);
   setAttr(w.list, "aria-label", options.title ? null : text("people"));
-  const problem = kit.problem || (!kit.connected ? text("connecting") : kit.broker && !kit.broker.connected ? text("brokerReconnecting") : "");
+  const problem = kit.problem || (!kit.connected ? text("connecting") : kit.broker && !kit.broker.connected ? text("broker_reconnecting") : "");
   setText(w.banner, problem);
   setHidden(w.banner, !problem);
   setHidden(w.counter, !w.counterMode);
   setData(w.counter, "online", view.counts.online);
   setData(w.counter, "away", view.counts.away);
-  setText(w.online, text("countOnline", view.counts.online));
-  setText(w.away, text("countAway", view.counts.away));
+  setText(w.online, text("count_online", { count: view.counts.online }));
+  setText(w.away, text("count_away", { count: view.counts.away }));
   const listed = !w.counterMode || w.expanded;
   setHidden(w.list, !listed);
   setHidden(w.more, listed && view.total <= view.members.size);
-  setText(w.more, listed ? text("showMore", view.total - view.members.size) : text("showAll"));
+  setText(w.more, listed ? text("show_more", { count: view.total - view.members.size }) : text("show_all"));
 
   const you = kit.you ? kit.you.user : null;
   const members = listed ? [...view.members.values()] : [];
@@ -148,14 +148,14 @@ function updateMember(item, user, isYou, options, kit) {
   if (item.background !== background) { item.background = background; item.avatar.style.background = background; }
   setHidden(item.you, !isYou);
   const since = ago(user.since);
-  const parts = [user.status === "away" ? text("awayFor", since)
-    : user.status === "offline" ? text("lastSeen", since, since === text("justNow")) : text("online")];
-  if (options.show_devices && user.devices > 1) parts.push(text("devices", user.devices));
+  const parts = [user.status === "away" ? text("away", { ago: since })
+    : user.status === "offline" ? text("last_seen", { ago: since }) : text("online")];
+  if (options.show_devices && user.devices > 1) parts.push(text("devices", { count: user.devices }));
   if (user.location) {
     const where = user.location.label || user.location.field;
-    parts.push(options.room ? text("editing", where) : text("editingIn", where, user.location.room));
+    parts.push(options.room ? text("editing", { field: where }) : text("editing_in", { field: where, room: user.location.room }));
   }
-  setText(item.detail, text("detail", parts));
+  setText(item.detail, parts.join(" · "));
   item.location = user.location || null;
   setAttr(item.text, "role", item.location ? "button" : null);
   setAttr(item.text, "tabindex", item.location ? "0" : null);

@@ -18,7 +18,7 @@ export default (component) => mountWidget(component, "reactions", {
     w.pending = new Map();
     w.timer = null;
     w.emojis = "";
-    w.say = announcer(w, "reaction", (items) => text("list", items));
+    w.say = announcer(w, "reaction", listed);
     w.onDestroy(() => flush(w));
   },
   update(w) {
@@ -29,7 +29,7 @@ export default (component) => mountWidget(component, "reactions", {
       const button = el("button", "pk-react", emoji);
       button.type = "button";
       button.dataset.emoji = emoji;
-      button.setAttribute("aria-label", text("reactWith", emoji));
+      button.setAttribute("aria-label", text("react_with", { emoji }));
       button.addEventListener("click", () => click(w, emoji)); // goes with the button
       return button;
     }));
@@ -38,7 +38,7 @@ export default (component) => mountWidget(component, "reactions", {
     if (message.room !== w.options.room || (w.kit.you && message.user === w.kit.you.user)) return;
     const name = w.kit.nameOf(message.user);
     burst(w, message.emoji, message.count, name);
-    w.say(text("reacted", name, message.emoji, message.count));
+    w.say(message.count > 1 ? text("reacted_times", { name, emoji: message.emoji, count: message.count }) : text("reacted", { name, emoji: message.emoji }));
   },
 });
 
@@ -57,7 +57,7 @@ function flush(w) {
 
 function burst(w, emoji, count, from) {
   if (w.stage.childElementCount > 30) return; // keep the page light under a flood
-  const node = el("span", "pk-burst", text("burst", emoji, count));
+  const node = el("span", "pk-burst", count > 1 ? text("burst", { emoji, count }) : emoji);
   node.dataset.emoji = emoji;
   node.dataset.count = count;
   if (from) node.title = from;
