@@ -75,18 +75,18 @@ def test_a_move_after_an_idle_tick_goes_at_once_and_a_busy_tick_waits(fanout: Fa
     move(fanout, "ben", 0.2)  # in the same turn of the loop: the same frame
     loop.advance(0)
     assert [(at - t0, positions(f)) for at, f in tab.cursors()] == [(0, {"ana": 0.1, "ben": 0.2})]
-    loop.advance(0.03)
-    move(fanout, "ana", 0.3)  # 30 ms after a frame: this tick is busy
-    loop.advance(0.019)
+    loop.advance(0.6 * CURSOR_TICK)
+    move(fanout, "ana", 0.3)  # within the tick of that frame: this tick is busy
+    loop.advance(0.38 * CURSOR_TICK)
     assert len(tab.cursors()) == 1, "two cursor frames within one tick"
-    loop.advance(0.001)
+    loop.advance(0.02 * CURSOR_TICK)
     at, frame = tab.cursors()[-1]
     assert at - t0 == pytest.approx(CURSOR_TICK) and positions(frame) == {"ana": 0.3}
-    loop.advance(0.08)  # a tick without moves
+    loop.advance(1.6 * CURSOR_TICK)  # a tick without moves
     move(fanout, "ben", 0.4)
     loop.advance(0)
     at, frame = tab.cursors()[-1]
-    assert at - t0 == pytest.approx(0.13) and positions(frame) == {"ben": 0.4}, "the move after an idle tick waited"
+    assert at - t0 == pytest.approx(2.6 * CURSOR_TICK) and positions(frame) == {"ben": 0.4}, "the move after an idle tick waited"
 
 
 def test_under_load_one_frame_per_tick_and_no_move_lost(fanout: Fanout, loop: FakeLoop) -> None:
