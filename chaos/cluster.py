@@ -158,17 +158,17 @@ class ClusterChaos(Chaos):
         if kind == "host+node":
             assert victim is not None
             self._wait("lapse", hit, lambda: not any(self._shown_live(w, k) for w in self.watches for k in victim.keys), self.lease + FAILOVER_BOUND, self.figures.lapse_s, n)
-        # a host killed with its node: the late joiner checks once the lease alone has
-        # run out (the offlines watchers published may reach other nodes later)
         # NATS closes connections whose retained publish or CONNECT times out on JetStream
         # while leaders are re-elected (wills fire): those devices come back by themselves,
         # once NATS lets them (seen under CI load: up to twice the failover bound)
         if kind == "node" and self._dropped_users(marks):
             alive = self.alive()
             wait_for(lambda: all(self._shown_live(w, k) for w in self.watches for k in alive), timeout=hit + 2 * FAILOVER_BOUND - time.monotonic())
+        # a host killed with its node: the late joiner checks once the lease alone has
+        # run out (the offlines watchers published may reach other nodes later)
         deadline = hit + {"host": self.cfg.grace + 1, "host+node": self.lease + CLOCK_SKEW + 1}.get(kind, 0)
         self._settle_check(f"round {n}", deadline=deadline)
-        self._count_dips(n, hit, counts, f"during a {kind} round", dropped=self._dropped_users(marks))
+        self._count_dips(n, hit, counts, f"during a {kind} round", dropped=self._dropped_users(marks))  # every drop logged by now
 
     def _dropped_users(self, marks: list[int]) -> frozenset[str]:
         """Users whose device connection a node closed on a JetStream timeout since `marks`."""
