@@ -99,7 +99,7 @@ def detection_line(row: str, what: str, times: list[float], kind: str) -> Line:
 
 def run(bench: Bench) -> Section:
     section = Section("Rows 1 and 2: crash detection and graceful leave")
-    runs = 2 if bench.quick else 5
+    runs = 1 if bench.quick else 5
     settings = bench.settings(prefix="b1", keepalive=KEEPALIVE)
     sessions = [PresenceSession(settings, org=ORG, rooms=["lobby"]).start() for _ in range(WATCHERS)]
     try:
