@@ -239,10 +239,14 @@ class NetworkLoop:
     def _service(self, conn: Connection, sock: socket.socket, mask: int) -> None:
         if mask & selectors.EVENT_READ:
             conn.acknowledge_promptly()
-            # paho reads one packet per loop_read; keep reading while it makes progress
+            # paho reads one packet per loop_read; keep reading while it makes progress,
+            # and come back next pass for what waits in a buffer the selector cannot see
             for _ in range(MAX_READS_PER_WAKE):
                 if not conn.loop_read() or self._connections.get(sock) is not conn:
                     break
+            else:
+                if conn.buffered:
+                    self.call_soon(lambda: self._service(conn, sock, selectors.EVENT_READ))
         if mask & selectors.EVENT_WRITE and self._connections.get(sock) is conn:
             conn.loop_write()
 

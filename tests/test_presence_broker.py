@@ -273,6 +273,22 @@ def test_snapshot_of_10000_retained_users_is_complete_on_a_default_broker(settin
     assert sum(1 for p in users.values() if p.status == "offline") == len(range(0, n, 7))
 
 
+def test_a_burst_then_silence_is_applied_whole_at_once(settings, watcher: Watcher) -> None:
+    """1,000 live updates sent in one burst, then nothing: the observer reads them in big
+    chunks and applies at most MAX_READS_PER_WAKE packets a wake-up, so what is left in
+    its read buffer (which no selector sees) must be applied without waiting for more
+    traffic (the next would be the keepalive's, 5 s later)."""
+    publisher = raw_client(settings)
+    for i in range(999):
+        publisher.publish(presence_topic(settings, f"b{i}", "d1"), json.dumps({"status": "online", "epoch": 1}), qos=0)
+    publish_wait(publisher, presence_topic(settings, "b999", "d1"), json.dumps({"status": "online", "epoch": 1}))
+    publisher.loop_stop()
+    publisher.disconnect()
+    assert wait_for(lambda: all(watcher.status(f"b{i}") == "online" for i in range(1000)), timeout=2.5), (
+        f"{sum(watcher.status(f'b{i}') == 'online' for i in range(1000))} of 1000 applied"
+    )
+
+
 # -- guarantee 7: typing expires by itself ---------------------------------------------------------
 
 TYPIST = """
