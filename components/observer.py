@@ -70,7 +70,10 @@ same epoch are probed: a non-retained presence with `"probe": true` and their ep
 A live device answers by re-announcing (the same document: watchers see no change;
 kit watchers ignore probes); one that stays silent for PROBE_TIMEOUT is buried with the
 offline its will would have carried. When only the observer's own link dropped, every
-device answers and nothing flickers.
+device answers and nothing flickers. After a failover to another node of a cluster,
+leased devices are not probed: those that died with the old node are the lease's to
+bury, and live ones may be unable to answer in time while the cluster re-elects its
+leaders (a NATS node then closes connections whose publishes wait on JetStream).
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .broker import Endpoint
 from .capabilities import REFUSE_PER_NODE, REFUSE_WILDCARDS
 from .errors import InvalidPayload
 from .events import ChatMessage, ChatReceived, CursorMoved, Event, RoomSynced, TypingChanged
@@ -185,6 +189,8 @@ class Observer(ReconnectingClient):
         self.snapshots = 0
         self.reaped = 0
         self._suspects: dict[tuple[str, str], int] = {}
+        self._endpoints: tuple[Endpoint | None, Endpoint | None] = (None, None)
+        """The node of the connection before this one, and of this one."""
         self._probed: dict[str, tuple[str, str, int]] = {}
         self._probe_timer: Timer | None = None
         self.probed = 0
@@ -228,6 +234,7 @@ class Observer(ReconnectingClient):
 
     # -- connection hooks (network thread) -------------------------------------------------
     def _on_connected(self, conn: Connection) -> None:
+        self._endpoints = (self._endpoints[1], conn.endpoint)
         self.synced.clear()
         self.settled.clear()
         self._marker_seen = False
@@ -393,6 +400,9 @@ class Observer(ReconnectingClient):
         self._bury_lapsed(conn, lapsed)
         self._schedule_lapse()
         self._reap(conn)
+        if self._endpoints[0] != conn.endpoint:  # failed over: the lease bounds leased devices
+            with self._lock:
+                self._suspects = {key: epoch for key, epoch in self._suspects.items() if (held := self.state.presence.device(*key)) is None or held.until is None}
         if self._suspects:
             self._probe_timer = self.wiring.network.call_later(REANNOUNCE_WINDOW, lambda: self._probe(conn))
 
