@@ -163,7 +163,14 @@ class ClusterChaos(Chaos):
         # once NATS lets them (seen under CI load: up to twice the failover bound)
         if kind == "node" and self._dropped_users(marks):
             alive = self.alive()
-            wait_for(lambda: all(self._shown_live(w, k) for w in self.watches for k in alive), timeout=hit + 2 * FAILOVER_BOUND - time.monotonic())
+            back = wait_for(lambda: all(self._shown_live(w, k) for w in self.watches for k in alive), timeout=hit + 2 * FAILOVER_BOUND - time.monotonic())
+            if not back and (n < self.cfg.rounds or self.cfg.soak):
+                # seen: NATS kept dropping them until the killed node came back; the next
+                # round's check, once it is back, must find every device right
+                self.figures.nats_unsettled += 1
+                self.log(f"round {n}: NATS still drops devices {2 * FAILOVER_BOUND:.0f} s after the kill; checked after the node is back")
+                self._count_dips(n, hit, counts, f"during a {kind} round", dropped=self._dropped_users(marks))
+                return
         # a host killed with its node: the late joiner checks once the lease alone has
         # run out (the offlines watchers published may reach other nodes later)
         deadline = hit + {"host": self.cfg.grace + 1, "host+node": self.lease + CLOCK_SKEW + 1}.get(kind, 0)
