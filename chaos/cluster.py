@@ -159,12 +159,13 @@ class ClusterChaos(Chaos):
             assert victim is not None
             self._wait("lapse", hit, lambda: not any(self._shown_live(w, k) for w in self.watches for k in victim.keys), self.lease + FAILOVER_BOUND, self.figures.lapse_s, n)
         # NATS closes connections whose retained publish or CONNECT times out on JetStream
-        # while leaders are re-elected (wills fire): those devices come back by themselves,
-        # once NATS lets them (seen under CI load: up to twice the failover bound)
-        if kind == "node" and self._dropped_users(marks):
+        # while leaders are re-elected (wills fire), on any node and for a while after the
+        # failover: those devices come back by themselves, once NATS lets them (seen under
+        # load: up to twice the failover bound, or only once the killed node was back)
+        if node is not None:
             alive = self.alive()
             back = wait_for(lambda: all(self._shown_live(w, k) for w in self.watches for k in alive), timeout=hit + 2 * FAILOVER_BOUND - time.monotonic())
-            if not back and (n < self.cfg.rounds or self.cfg.soak):
+            if not back and self._dropped_users(marks) and (n < self.cfg.rounds or self.cfg.soak):
                 # seen: NATS kept dropping them until the killed node came back; the next
                 # round's check, once it is back, must find every device right
                 self.figures.nats_unsettled += 1
