@@ -24,6 +24,14 @@ matrix). Each capability is configured (app file `broker.capabilities`, or
   consumer for each and, with a node of its cluster down, times out doing so) gets
   that filter, and every later one of the session, at QoS 0. The live stream may then
   lose a message under load; a lost offline is bounded by the lease (leases.py).
+- QoS 1 publishes: on by default. Configured false for a broker where a QoS 1 publish
+  costs more than it gives: NATS 2.9 stores each one in a JetStream stream for QoS 1
+  subscribers, and when that stream has no leader (a node died) for 4 s it closes the
+  publisher's connection, whose will then fires (a live device shown offline). Then
+  every publish goes at QoS 0 (the will too) and, where the kit needs to know the
+  broker has one (a clean leave, a lease renewal, the snapshot's retained marker), a
+  PINGREQ follows it: a broker handles one client's packets in order, so the PINGRESP
+  says the publish was handled (mqtt_connection.py).
 - receive maximum (how many QoS 1 publishes the broker takes in flight from one client):
   read from an MQTT 5 CONNACK; the kit keeps its in-flight window at most that.
 
@@ -60,6 +68,7 @@ class BrokerCapabilities:
     retained_to_wildcards: bool | None = None
     retained_replicated: bool | None = None
     qos1_subscriptions: bool | None = None
+    qos1_publishes: bool | None = None
     receive_maximum: int | None = None
 
     def __post_init__(self) -> None:
@@ -94,6 +103,7 @@ class Features:
     will_delay: bool
     message_expiry: bool
     retain_handling: bool
+    qos1_publishes: bool
     inflight: int
 
     @classmethod
@@ -107,6 +117,7 @@ class Features:
             will_delay=v5_feature(capabilities.will_delay),
             message_expiry=v5_feature(capabilities.message_expiry),
             retain_handling=v5_feature(capabilities.retain_handling),
+            qos1_publishes=capabilities.qos1_publishes is not False,
             inflight=min(limits),
         )
 

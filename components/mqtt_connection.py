@@ -16,6 +16,7 @@ import logging
 import socket
 import ssl
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TYPE_CHECKING, Protocol as TypingProtocol
@@ -83,8 +84,18 @@ READ_CHUNK = 65536
 the rest of the packet: three system calls a message without this)."""
 
 
+SERVER_STALL = 12.0
+"""Seconds a broker that was sent a PINGREQ has to send anything back (or the keepalive,
+if longer) before the connection counts as dead. A NATS node handles a retained publish
+inside the connection's read loop, waiting up to 4 s for JetStream, which has no leader
+for a while after a node died: three in a row (a device's presence, a receipt, a lease
+renewal after a failover) go silent for 12 s. paho gives one keepalive, which with a short
+one would drop a live connection (its will fires: a live device shown offline)."""
+
+
 class _Client(paho.Client):
-    """paho's Client with two shortcuts on the receive path:
+    """paho's Client with pings that confirm publishes (see PublishHandle), a keepalive
+    that waits SERVER_STALL for a stalled broker, and two shortcuts on the receive path:
     - no per-message walk of the topic-filter callbacks (`message_callback_add`), which
       the kit never registers: every message goes straight to `on_message` (about a
       tenth of paho's receive time);
@@ -97,6 +108,46 @@ class _Client(paho.Client):
         super().__init__(*args, **kwargs)
         self._inbox = b""
         self._inbox_at = 0
+        self._pings: deque[tuple[float, list[PublishHandle]]] = deque()
+        """Per PINGREQ in flight, oldest first: when it was sent and the publishes its
+        PINGRESP confirms (none for keepalive pings)."""
+        self._pings_lock = threading.Lock()
+
+    def _send_pingreq(self, confirms: Sequence[PublishHandle] = ()) -> MQTTErrorCode:
+        with self._pings_lock:
+            rc = super()._send_pingreq()
+            if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._pings.append((self._ping_t, list(confirms)))  # paho stamped it
+        return rc
+
+    def _handle_pingresp(self) -> MQTTErrorCode:
+        rc = super()._handle_pingresp()
+        with self._pings_lock:
+            _, confirmed = self._pings.popleft() if self._pings else (0.0, [])
+        for handle in confirmed:
+            handle.confirm(acked=True)
+        return rc
+
+    def _check_keepalive(self) -> None:
+        """paho's while no PINGREQ is unanswered; then one ping per keepalive until the
+        oldest one has waited SERVER_STALL (paho would give up after one keepalive)."""
+        with self._pings_lock:
+            oldest, newest = (self._pings[0][0], self._pings[-1][0]) if self._pings else (None, None)
+        if oldest is None or newest is None or self._state != paho._ConnectionState.MQTT_CS_CONNECTED:
+            super()._check_keepalive()
+            return
+        now = paho.time_func()
+        if now - oldest >= max(self._keepalive, SERVER_STALL):
+            self._ping_t = oldest  # loop_misc, which calls us, now ends it: keepalive timeout
+        elif now - newest >= self._keepalive:
+            self._send_pingreq()  # the broker keeps hearing from us, and loop_misc waits
+
+    def unconfirmed(self) -> list[PublishHandle]:
+        """Take every publish still waiting for a PINGRESP (the connection is lost)."""
+        with self._pings_lock:
+            waiting = [handle for _, confirms in self._pings for handle in confirms]
+            self._pings.clear()
+        return waiting
 
     def _handle_on_message(self, message: paho.MQTTMessage) -> None:
         with self._in_callback_mutex:
@@ -115,23 +166,42 @@ class _Client(paho.Client):
 
 
 class PublishHandle:
-    """A QoS>0 publish in flight; `wait()` blocks until the broker acknowledged it.
-    Never wait on the network thread: it is the thread that receives the ack."""
+    """A publish asked at QoS 1, until the broker acknowledges it: its PUBACK (paho
+    tracks it), or, where QoS 1 publishes are off (capabilities.py), the PINGRESP to a
+    PINGREQ sent after it: a broker handles one client's packets in order, so that
+    PINGRESP comes after the publish was handled. Never `wait()` on the network thread:
+    it is the thread that receives the ack."""
 
-    def __init__(self, info: paho.MQTTMessageInfo) -> None:
+    def __init__(self, info: paho.MQTTMessageInfo | None, on_ack: Callable[[], None] | None = None) -> None:
         self._info = info
+        self._on_ack = on_ack
+        self._confirmed = threading.Event()
+        self._acked = False
 
     @property
     def done(self) -> bool:
         """Acknowledged by the broker (non-blocking: fine on the network thread)."""
-        return self._info.is_published()
+        return self._info.is_published() if self._info is not None else self._acked
 
     def wait(self, timeout: float) -> bool:
+        if self._info is None:
+            self._confirmed.wait(timeout)
+            return self._acked
         try:
             self._info.wait_for_publish(timeout)  # returns None: ask whether it got there
             return self._info.is_published()
         except (RuntimeError, ValueError):  # connection lost or publish refused
             return False
+
+    def confirm(self, *, acked: bool) -> None:
+        """The PINGRESP after it arrived (acked), or the connection was lost first."""
+        self._acked = acked
+        self._confirmed.set()
+        if acked and self._on_ack is not None:
+            try:
+                self._on_ack()
+            except Exception:  # noqa: BLE001 - runs inside paho's callbacks
+                log.exception("publish acknowledgement handler failed")
 
 
 class Connection:
@@ -169,6 +239,9 @@ class Connection:
         self._lost_lock = threading.Lock()
         self._suback: dict[int, tuple[list[Subscription], Callable[[], None] | None, Callable[[list[str]], None] | None]] = {}
         self._puback: dict[int, Callable[[], None]] = {}
+        self._to_confirm: list[PublishHandle] = []
+        """Downgraded publishes to confirm with the next PINGREQ (see PublishHandle)."""
+        self._to_confirm_lock = threading.Lock()
         client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -187,7 +260,8 @@ class Connection:
                 cert_reqs=ssl.CERT_REQUIRED,
             )
         if will is not None:
-            client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain, properties=self._will_properties(will))
+            will_qos = will.qos if self.features.qos1_publishes else 0
+            client.will_set(will.topic, will.payload, qos=will_qos, retain=will.retain, properties=self._will_properties(will))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -271,18 +345,38 @@ class Connection:
     def publish(
         self, topic: str, payload: bytes, *, qos: int, retain: bool, expiry: int | None = None, on_ack: Callable[[], None] | None = None
     ) -> PublishHandle:
-        """Publish; with QoS 1, `on_ack` runs on the loop thread when PUBACK arrives
-        (call on the loop thread then, so the PUBACK cannot beat its mid's record)."""
+        """Publish; at QoS 1 the handle (and `on_ack`, on the loop thread) says when the
+        broker acknowledged it. Where QoS 1 publishes are off it goes at QoS 0 and a
+        PINGREQ sent after it (one per loop pass) confirms it. Call on the loop thread
+        when there is an `on_ack`, so the ack cannot beat its record."""
         props = None
         if self.features.message_expiry and expiry:
             props = Properties(PacketTypes.PUBLISH)
             props.MessageExpiryInterval = expiry
-        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
-        _check(f"publish to {topic}", info.rc)
         if on_ack is not None and qos > 0:
             self._network.assert_loop_thread()
-            self._puback[info.mid] = on_ack
-        return PublishHandle(info)
+        if qos == 0 or self.features.qos1_publishes:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+            _check(f"publish to {topic}", info.rc)
+            if on_ack is not None and qos > 0:
+                self._puback[info.mid] = on_ack
+            return PublishHandle(info)
+        info = self._client.publish(topic, payload, qos=0, retain=retain, properties=props)
+        _check(f"publish to {topic}", info.rc)
+        handle = PublishHandle(None, on_ack)
+        with self._to_confirm_lock:
+            self._to_confirm.append(handle)
+            first = len(self._to_confirm) == 1
+        if first:
+            self._network.call_soon(self._ping_to_confirm)
+        return handle
+
+    def _ping_to_confirm(self) -> None:
+        with self._to_confirm_lock:
+            handles, self._to_confirm = self._to_confirm, []
+        if self._lost or self._client._send_pingreq(handles) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            for handle in handles:
+                handle.confirm(acked=False)
 
     def subscribe(
         self,
@@ -352,6 +446,11 @@ class Connection:
             if self._lost:
                 return
             self._lost = True
+        with self._to_confirm_lock:
+            unsettled = [*self._to_confirm, *self._client.unconfirmed()]
+            self._to_confirm = []
+        for handle in unsettled:
+            handle.confirm(acked=False)
         try:
             self._handler.handle_lost(self, reason)
         except Exception:  # noqa: BLE001

@@ -190,10 +190,10 @@ def test_a_broker_that_refuses_mqtt5_is_spoken_to_in_311_by_every_connection() -
 
 def test_connection_features_follow_the_protocol_and_the_configured_capabilities() -> None:
     default = BrokerCapabilities()
-    assert Features.of(default, v5=True) == Features(v5=True, will_delay=True, message_expiry=True, retain_handling=True, inflight=20)
-    assert Features.of(default, v5=False) == Features(v5=False, will_delay=False, message_expiry=False, retain_handling=False, inflight=20)
-    ignoring = BrokerCapabilities(will_delay=False, retain_handling=False, receive_maximum=50)
-    assert Features.of(ignoring, v5=True) == Features(v5=True, will_delay=False, message_expiry=True, retain_handling=False, inflight=20)
+    assert Features.of(default, v5=True) == Features(v5=True, will_delay=True, message_expiry=True, retain_handling=True, qos1_publishes=True, inflight=20)
+    assert Features.of(default, v5=False) == Features(v5=False, will_delay=False, message_expiry=False, retain_handling=False, qos1_publishes=True, inflight=20)
+    ignoring = BrokerCapabilities(will_delay=False, retain_handling=False, qos1_publishes=False, receive_maximum=50)
+    assert Features.of(ignoring, v5=True) == Features(v5=True, will_delay=False, message_expiry=True, retain_handling=False, qos1_publishes=False, inflight=20)
     assert Features.of(default, v5=True, receive_maximum=10).inflight == 10  # a broker's CONNACK limit
 
 
