@@ -142,8 +142,22 @@ class Device(ReconnectingClient):
 
     # -- connection hooks (network thread) -------------------------------------------------
     def _on_connected(self, conn: Connection) -> None:
+        """Watch our own topic, and announce (then count as connected) on its SUBACK: a
+        broker that cannot take the subscription and ends the connection (a NATS node
+        stores it in JetStream, which has no leader for seconds after a node died) then
+        fires the will of a connection watchers never saw online, which they ignore
+        while the device's last connection is leased (org_state), where an announced one
+        would show a live device offline."""
+        self._watch_own_topic(conn, then=lambda: self._announce_and_resend(conn))
+
+    def _announce_and_resend(self, conn: Connection) -> None:
+        if conn is not self._conn:
+            return  # this connection is gone
+        if self._closing:
+            conn.disconnect()  # closed before it was announced: the will goes too
+            return
         self._announce(conn)
-        self._watch_own_topic(conn)
+        self._up(conn)  # connected from now: actions asked earlier were dropped, as before a CONNACK
         with self._lock:
             receipts = dict(self._receipts)
             outbox, self._outbox = self._outbox, []
@@ -152,14 +166,16 @@ class Device(ReconnectingClient):
         for topic, payload in outbox:
             conn.publish(topic, payload, qos=1, retain=False)
 
-    def _watch_own_topic(self, conn: Connection) -> None:
-        """Subscribe to our own presence topic (stale wills, probes); a refused
-        subscription is asked again every second while the connection lives."""
+    def _watch_own_topic(self, conn: Connection, *, then: Callable[[], None] | None = None) -> None:
+        """Subscribe to our own presence topic (stale wills, probes), then `then()`; a
+        refused subscription is asked again every second while the connection lives."""
 
         def again(_: list[str]) -> None:
+            if then is not None:
+                then()
             self.wiring.network.call_later(RESUBSCRIBE_EVERY, lambda: self._watch_own_topic(conn) if conn is self._conn and self.connected else None)
 
-        conn.subscribe([Subscription(self._topic, qos=1)], on_refused=again)
+        conn.subscribe([Subscription(self._topic, qos=1)], on_ack=then, on_refused=again)
 
     def _announce(self, conn: Connection) -> None:
         conn.publish(self._topic, self._presence(self._status, self._since), qos=1, retain=True)

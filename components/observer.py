@@ -245,6 +245,7 @@ class Observer(ReconnectingClient):
             self.ready_rooms.clear()
         self._subscribe_then_echo(conn, self._live_subscriptions(), self._snapshot_filters(), rooms=None)
         self.wiring.network.call_later(SNAPSHOT_TIMEOUT, lambda: self._snapshot_overdue(conn))
+        self._up(conn)
 
     def _subscribe_then_echo(self, conn: Connection, live: list[Subscription], snapshot: list[str], *, rooms: tuple[str, ...] | None) -> None:
         """Live first (so nothing is missed between the two), then the retained snapshot

@@ -90,7 +90,13 @@ class ReconnectingClient:
         return 0
 
     def _on_connected(self, conn: Connection) -> None:
+        """A CONNACK accepted `conn`; call `_up(conn)` once it counts as connected."""
         raise NotImplementedError
+
+    def _up(self, conn: Connection) -> None:
+        """`conn` counts as connected (`connected`, `wait_connected`), if still ours."""
+        if conn is self._conn and not self._closing:
+            self._connected.set()
 
     def _on_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
         raise NotImplementedError
@@ -159,7 +165,6 @@ class ReconnectingClient:
         self.connects += 1
         self.last_error = ""
         self._on_connected(conn)
-        self._connected.set()
 
     def handle_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
         if conn is self._conn:
