@@ -12,7 +12,6 @@ import json
 import os
 import pwd
 import random
-import re
 import shutil
 import signal
 import socket
@@ -100,10 +99,6 @@ def _terminate(proc: subprocess.Popen[bytes] | None, pid: int | None = None, *, 
         _kill(proc, pid)
 
 
-JETSTREAM_TIMEOUT = re.compile(r'- "([^"]+)" - (?:timeout for request type|unable to connect: loading session record)')
-"""A nats-server log line saying it closes an MQTT client's connection on a JetStream timeout."""
-
-
 class NatsCluster:
     """`size` nats-server processes joined by `cluster` routes, each with JetStream and an
     MQTT listener (MQTT 3.1.1 only in NATS 2.9) whose retained messages and sessions live
@@ -176,25 +171,24 @@ class NatsCluster:
         except (OSError, urllib.error.URLError):
             return False
 
-    def log_marks(self) -> list[int]:
-        """Where each node's log ends now (for `dropped_clients`)."""
-        return [self.log_path(i).stat().st_size if self.log_path(i).exists() else 0 for i in range(self.size)]
-
-    def dropped_clients(self, marks: list[int]) -> set[str]:
-        """MQTT client ids whose connection a node closed itself since `marks` because
-        JetStream did not answer within 4 s (a retained publish, or a CONNECT loading its
-        session, while the cluster re-elects the leaders a killed node held): NATS then
-        ends the connection, and on MQTT 3.1.1 its will fires."""
-        dropped: set[str] = set()
-        for i, mark in enumerate(marks):
-            path = self.log_path(i)
-            if not path.exists():
+    def stream_leader(self, stream: str) -> int | None:
+        """The node leading JetStream stream `stream` (e.g. `$MQTT_msgs`, where NATS stores
+        every QoS 1 publish), as the first live node's monitoring (`/jsz`) says."""
+        for i in range(self.size):
+            if not self.alive(i):
                 continue
-            with path.open("rb") as log:
-                log.seek(mark if path.stat().st_size >= mark else 0)
-                text = log.read().decode(errors="replace")
-            dropped |= set(JETSTREAM_TIMEOUT.findall(text))
-        return dropped
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_ports[i]}/jsz?accounts=true&streams=true", timeout=5) as response:
+                    found = json.loads(response.read())
+            except (OSError, urllib.error.URLError, ValueError):
+                continue
+            for account in found.get("account_details") or []:
+                for detail in account.get("stream_detail") or []:
+                    leader = (detail.get("cluster") or {}).get("leader", "")
+                    if detail.get("name") == stream and leader.startswith("n") and leader[1:].isdigit():
+                        return int(leader[1:])
+            return None
+        return None
 
     def mqtt_clients(self, i: int) -> list[str]:
         """Client ids of the MQTT connections node i holds now (`/connz`)."""

@@ -23,7 +23,7 @@ from .report import Line, Section, fmt, median, spread, verdict
 
 ORG = "det"
 LEASE = 10.0
-NATS = BrokerCapabilities(qos1_subscriptions=False)  # docs/BROKERS.md
+NATS = BrokerCapabilities(qos1_subscriptions=False, qos1_publishes=False)  # docs/BROKERS.md
 FAILOVER_BOUND = 15.0
 
 
@@ -60,7 +60,7 @@ def run(bench: Bench) -> Section:
         cluster.cleanup()
     section.notes += [
         "Devices connect to node 0 first, each watcher to another node, with the whole URL list; NATS 2.9 refuses MQTT 5, which the kit detects, so these are MQTT 3.1.1 connections: a will fires as soon as the node notices the death (no will delay, so a reconnect of a device whose node lives shows a short offline on 3.1.1).",
-        "Subscriptions at QoS 0 (`qos1_subscriptions: false`, as docs/BROKERS.md says for NATS): a NATS QoS 1 subscription is a JetStream consumer, which stalls for a minute or more when the node leading it dies.",
+        "Subscriptions and publishes at QoS 0 (`qos1_subscriptions: false`, `qos1_publishes: false`, as docs/BROKERS.md says for NATS): a NATS QoS 1 subscription is a JetStream consumer, which stalls for a minute or more when the node leading it dies, and a QoS 1 publish is a JetStream store, whose timeout closes the publisher's connection.",
         f"`1 NATS node+process`: the device's process and node 0 are killed together, so no will can fire; watchers show it offline when its lease (here {fmt(LEASE)} s, the default is 60 s) runs out, at most lease + {fmt(CLOCK_SKEW)} s after the last renewal. One kill per run, then node 0 restarts; full run only.",
     ]
     return section

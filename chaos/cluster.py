@@ -26,7 +26,6 @@ from collections import Counter
 from dataclasses import replace
 
 from bench.brokers import NatsCluster
-from bench.harness import wait_for
 from components import BrokerSettings
 from components.capabilities import BrokerCapabilities
 from components.lease_keeper import DEFAULT_LEASE
@@ -39,7 +38,7 @@ CLUSTER_LEASE = 20.0
 """The devices' lease in cluster runs: longer than a NATS failover (4-12 s measured),
 short enough that a host+node round takes half a minute, not one."""
 KINDS = ("node", "host+node", "host")
-NATS_CAPABILITIES = ("qos1_subscriptions=false",)
+NATS_CAPABILITIES = ("qos1_subscriptions=false", "qos1_publishes=false")
 """docs/BROKERS.md: a NATS QoS 1 subscription is a JetStream consumer, which stalls for a
 minute or more after the node leading it dies; QoS 0 is plain NATS delivery."""
 
@@ -153,7 +152,6 @@ class ClusterChaos(Chaos):
         moved = {k for k, at in located.items() if at == node and (victim is None or k not in victim.keys)}
         alive_before = {u for u, _ in self.alive()} - ({u for u, _ in victim.keys} if victim else set())
         counts = {u: sum(1 for k in self.alive() if k[0] == u and (victim is None or k not in victim.keys)) for u in alive_before}
-        marks = self.cluster.log_marks()
         hit = time.monotonic()
         if victim is not None:
             victim.kill()
@@ -163,34 +161,15 @@ class ClusterChaos(Chaos):
             self.figures.node_kills += 1
         self.log(f"round {n}: {kind}: killed host {victim.index if victim else '-'}, node {node if node is not None else '-'}; {len(moved)} devices to fail over")
         if moved:
-            self._wait("failover", hit, lambda: all(self._shown_live(w, k) and self._epoch(w, k) > epochs[k] for w in self.watches for k in moved), 2 * FAILOVER_BOUND, self.figures.failover_s, n)  # NATS drops may double it
+            self._wait("failover", hit, lambda: all(self._shown_live(w, k) and self._epoch(w, k) > epochs[k] for w in self.watches for k in moved), FAILOVER_BOUND, self.figures.failover_s, n)
         if kind == "host+node":
             assert victim is not None
             self._wait("lapse", hit, lambda: not any(self._shown_live(w, k) for w in self.watches for k in victim.keys), self.lease + FAILOVER_BOUND, self.figures.lapse_s, n)
-        # NATS closes connections whose retained publish or CONNECT times out on JetStream
-        # while leaders are re-elected (wills fire), on any node and for a while after the
-        # failover: those devices come back by themselves, once NATS lets them (seen under
-        # load: up to twice the failover bound, or only once the killed node was back)
-        if node is not None:
-            alive = self.alive()
-            back = wait_for(lambda: all(self._shown_live(w, k) for w in self.watches for k in alive), timeout=hit + 2 * FAILOVER_BOUND - time.monotonic())
-            if not back and self._dropped_users(marks) and (n < self.cfg.rounds or self.cfg.soak):
-                # seen: NATS kept dropping them until the killed node came back; the next
-                # round's check, once it is back, must find every device right
-                self.figures.nats_unsettled += 1
-                self.log(f"round {n}: NATS still drops devices {2 * FAILOVER_BOUND:.0f} s after the kill; checked after the node is back")
-                self._count_dips(n, hit, counts, f"during a {kind} round", dropped=self._dropped_users(marks))
-                return
         # a host killed with its node: the late joiner checks once the lease alone has
         # run out (the offlines watchers published may reach other nodes later)
         deadline = hit + {"host": self.cfg.grace + 1, "host+node": self.lease + CLOCK_SKEW + 1}.get(kind, 0)
         self._settle_check(f"round {n}", deadline=deadline)
-        self._count_dips(n, hit, counts, f"during a {kind} round", dropped=self._dropped_users(marks))  # every drop logged by now
-
-    def _dropped_users(self, marks: list[int]) -> frozenset[str]:
-        """Users whose device connection a node closed on a JetStream timeout since `marks`."""
-        ids = (client.split(":") for client in self.cluster.dropped_clients(marks))
-        return frozenset(parts[1] for parts in ids if len(parts) == 4 and parts[1] != "observer")
+        self._count_dips(n, hit, counts, f"during a {kind} round")
 
     def _wait(self, what: str, since: float, done, bound: float, record: list[float], n: int) -> None:  # noqa: ANN001
         limit = bound + 5

@@ -92,13 +92,6 @@ class Figures:
     """Cluster mode: a node killed until every device it held showed a new connection at every watcher."""
     lapse_s: list[float] = field(default_factory=list)
     """Cluster mode: a host killed with its devices' node until no watcher showed them."""
-    nats_drops: int = 0
-    """Cluster mode: dips of users one of whose connections NATS closed itself on a
-    JetStream timeout while it re-elected leaders (its will fired): counted, not flickers
-    of the kit's making (docs/BROKERS.md, "What MQTT 3.1.1 gives instead of 5")."""
-    nats_unsettled: int = 0
-    """Cluster mode: node rounds after which NATS still dropped devices at twice the
-    failover bound; their state is checked by the next round, once the node is back."""
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -339,16 +332,13 @@ class Chaos:
         self._settle_check(f"round {n}", deadline=deadline)
         self._count_dips(n, cut_at, expected, "after a quick reconnect")
 
-    def _count_dips(self, n: int, since: float, expected: dict[str, int], when: str, *, dropped: frozenset[str] = frozenset()) -> None:
+    def _count_dips(self, n: int, since: float, expected: dict[str, int], when: str) -> None:
         """Flickers: a watcher showed one of these users with fewer live devices than
-        they kept (`expected`) at some moment since `since`; a user in `dropped` (a
-        connection of theirs the broker closed itself) counts as a NATS drop instead."""
+        they kept (`expected`) at some moment since `since`."""
         for watch in self.watches:
             for user, count in expected.items():
                 dips = [e for e in watch.changes_since(since, user) if e.presence is None or e.presence.devices < count]
-                if dips and user in dropped:
-                    self.figures.nats_drops += len(dips)
-                elif dips:
+                if dips:
                     self.figures.flickers += len(dips)
                     self.figures.failures.append(f"round {n}: {user} flickered {when}: {dips}")
 

@@ -69,7 +69,7 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--lease", type=float, default=DEFAULT_LEASE, metavar="SECONDS", help=f"how long a device's presence holds without renewal (default {DEFAULT_LEASE:.0f})")
         sub.add_argument("--topic-prefix", default="", metavar="PREFIX")
         sub.add_argument("--capability", action="append", default=[], metavar="NAME=VALUE",
-                         help="what the broker can do, as the app file's broker.capabilities (repeatable), e.g. qos1_subscriptions=false for NATS")
+                         help="what the broker can do, as the app file's broker.capabilities (repeatable), e.g. qos1_subscriptions=false and qos1_publishes=false for NATS")
         sub.add_argument("--verbose", action="store_true", help="log reconnects, failovers and broker capabilities to stderr")
 
     watch = commands.add_parser("watch", help="print presence changes as JSON lines")

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from chaos.controller import FAILOVER_BOUND, REANNOUNCE, Config, run
+from chaos.controller import REANNOUNCE, Config, run
 
 pytestmark = pytest.mark.integration
 
@@ -29,22 +29,20 @@ def test_chaos_rounds_leave_no_ghost_no_false_offline_and_no_flicker() -> None:
 
 
 @pytest.mark.cluster
-def test_chaos_rounds_on_a_nats_cluster_leave_no_ghost_and_end_exact() -> None:
+def test_chaos_rounds_on_a_nats_cluster_leave_no_ghost_no_false_offline_and_no_flicker() -> None:
     """`python -m chaos --cluster`, bounded: a node killed, a host killed with its node,
-    a host killed alone, each followed by a restart. What the kit guarantees on NATS is
-    asserted: no ghost at any check, failovers and lapses within their bounds, and the
-    exact state everywhere once every node and host is back. False offlines and flickers
-    are printed, not asserted: while JetStream re-elects a dead node's leaders NATS closes
-    connections whose publishes wait on it (their wills fire) and a restarted node may
-    serve retained messages it has not caught up on (docs/BROKERS.md); on a quiet machine
-    they are 0 (the CLI's verdict counts them)."""
+    a host killed alone, each followed by a restart, then everything back and checked
+    once more. NATS configured as docs/BROKERS.md says (`qos1_subscriptions` and
+    `qos1_publishes` false): without it, NATS closed the connections of live devices
+    that published while JetStream re-elected a dead node's leaders, and their wills
+    showed them offline."""
     from chaos.cluster import CLUSTER_LEASE, run_cluster
 
     cfg = Config(rounds=3, seed=5, devices=9, users=6, hosts=3, keepalive=2, grace=2.0, lease=CLUSTER_LEASE)
     figures = run_cluster(cfg, log=lambda line: None)
     print(json.dumps(figures.to_json()))
-    assert (figures.ghosts, figures.stale_typing, figures.stale_cursors) == (0, 0, 0), figures.failures
-    assert not [f for f in figures.failures if f.startswith("after the last round") or " not done " in f or "did not" in f], figures.failures
+    assert figures.failures == []
+    assert (figures.ghosts, figures.false_offlines, figures.flickers, figures.stale_typing, figures.stale_cursors) == (0, 0, 0, 0, 0)
     assert figures.node_kills == 2 and figures.host_kills == 2 and figures.checks >= 4 * 4
-    assert all(t <= 2 * FAILOVER_BOUND for t in figures.failover_s)
-    assert len(figures.lapse_s) == 1 and figures.lapse_s[0] <= CLUSTER_LEASE + FAILOVER_BOUND
+    assert figures.bounds_kept(cfg.grace, lease=CLUSTER_LEASE)
+    assert len(figures.lapse_s) == 1 and len(figures.failover_s) >= 1
