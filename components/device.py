@@ -8,7 +8,9 @@ status offline and `will_delay`, the seconds the broker waits before it publishe
 (its `since` is when the connection started: a watcher that sees it fire dates the
 departure, see presence.py). Watchers ignore lower epochs, and the device watches its
 own topic: if an older epoch (a stale will, or an observer's "last seen" for it) or an
-empty payload overwrites it, it re-asserts itself at once (guarantee 3). A clean
+empty payload overwrites it, it re-asserts itself at once (guarantee 3). An
+announcement the broker acknowledges only after SLOW_ACK goes out once more
+(mqtt_connection.py: NATS may not have kept it). A clean
 `close()` publishes offline and waits for the broker's ack, because a clean DISCONNECT
 discards the will.
 
@@ -178,7 +180,7 @@ class Device(ReconnectingClient):
         conn.subscribe([Subscription(self._topic, qos=1)], on_ack=then, on_refused=again)
 
     def _announce(self, conn: Connection) -> None:
-        conn.publish(self._topic, self._presence(self._status, self._since), qos=1, retain=True)
+        conn.publish(self._topic, self._presence(self._status, self._since), qos=1, retain=True, again_if_slow=True)
 
     def _on_message(self, conn: Connection, topic: str, payload: bytes, retained: bool) -> None:
         """Our own presence topic changed. Re-assert when what the broker now holds is

@@ -12,7 +12,9 @@ thirds of itself for a failover. A renewal that is not acknowledged within ACK_W
 node that died silently) is published again on another connection, or, when there is
 none, on the first that works, every RETRY until one acknowledges it or a newer renewal
 replaces it, so a live process never lets its lease run out while any of its
-connections works.
+connections works. One acknowledged only after SLOW_ACK is published once more
+(mqtt_connection.py): the broker may not have kept it (NATS, while JetStream has no
+leader), and late joiners would read the renewal before.
 
 Runs on the network thread; `start` and `close` may be called from any thread.
 """
@@ -112,7 +114,7 @@ class LeaseKeeper:
     def _publish(self, connections: list[Connection], until: float) -> None:
         conn, rest = connections[0], connections[1:]
         try:
-            handle = conn.publish(self._topic, encode("lease", {"until": round(until, 3)}), qos=1, retain=True, expiry=self._retention)
+            handle = conn.publish(self._topic, encode("lease", {"until": round(until, 3)}), qos=1, retain=True, expiry=self._retention, again_if_slow=True)
         except Exception:  # noqa: BLE001 - a connection that just died: try the next
             log.debug("lease renewal through %s failed", conn.client_id, exc_info=True)
             if rest:

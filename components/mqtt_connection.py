@@ -16,6 +16,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -91,6 +92,13 @@ inside the connection's read loop, waiting up to 4 s for JetStream, which has no
 for a while after a node died: three in a row (a device's presence, a receipt, a lease
 renewal after a failover) go silent for 12 s. paho gives one keepalive, which with a short
 one would drop a live connection (its will fires: a live device shown offline)."""
+
+
+SLOW_ACK = 2.0
+"""Seconds after which the acknowledgement of a retained publish says the broker may not
+have kept it: a NATS node whose JetStream store of it timed out (4 s, the stream had no
+leader) still delivers it and acknowledges it, but late joiners read what was retained
+before. Such a publish goes out once more, unless a newer one to its topic followed."""
 
 
 class _Client(paho.Client):
@@ -242,6 +250,8 @@ class Connection:
         self._to_confirm: list[PublishHandle] = []
         """Downgraded publishes to confirm with the next PINGREQ (see PublishHandle)."""
         self._to_confirm_lock = threading.Lock()
+        self._retained_in_flight: dict[str, float] = {}
+        """Topic of each retained publish awaiting its ack: when it was sent (SLOW_ACK)."""
         client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -343,12 +353,25 @@ class Connection:
 
     # -- operations (thread-safe in paho; subscribe on the loop thread) --------------
     def publish(
-        self, topic: str, payload: bytes, *, qos: int, retain: bool, expiry: int | None = None, on_ack: Callable[[], None] | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int,
+        retain: bool,
+        expiry: int | None = None,
+        on_ack: Callable[[], None] | None = None,
+        again_if_slow: bool = False,
     ) -> PublishHandle:
         """Publish; at QoS 1 the handle (and `on_ack`, on the loop thread) says when the
         broker acknowledged it. Where QoS 1 publishes are off it goes at QoS 0 and a
         PINGREQ sent after it (one per loop pass) confirms it. Call on the loop thread
-        when there is an `on_ack`, so the ack cannot beat its record."""
+        when there is an `on_ack`, so the ack cannot beat its record. With
+        `again_if_slow` (for a topic only this connection writes: a device's presence, a
+        process's lease), a retained one published on the loop thread is published
+        again, once, if its ack is slow (SLOW_ACK)."""
+        if retain and qos > 0 and again_if_slow and self._network.in_loop_thread():
+            on_ack = self._again_if_slow(topic, payload, expiry, on_ack)
         props = None
         if self.features.message_expiry and expiry:
             props = Properties(PacketTypes.PUBLISH)
@@ -370,6 +393,21 @@ class Connection:
         if first:
             self._network.call_soon(self._ping_to_confirm)
         return handle
+
+    def _again_if_slow(self, topic: str, payload: bytes, expiry: int | None, on_ack: Callable[[], None] | None) -> Callable[[], None]:
+        sent = time.monotonic()
+        self._retained_in_flight[topic] = sent
+
+        def acked() -> None:
+            if self._retained_in_flight.get(topic) == sent:
+                del self._retained_in_flight[topic]
+                if time.monotonic() - sent >= SLOW_ACK and not self._lost:
+                    log.info("%s: %s acknowledged after %.1f s: published again", self.client_id, topic, time.monotonic() - sent)
+                    self.publish(topic, payload, qos=1, retain=True, expiry=expiry)
+            if on_ack is not None:
+                on_ack()
+
+        return acked
 
     def _ping_to_confirm(self) -> None:
         with self._to_confirm_lock:

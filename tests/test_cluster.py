@@ -166,6 +166,26 @@ def test_a_device_publishing_while_a_jetstream_leader_dies_stays_online(stream: 
     assert "offline" not in watcher.statuses("writer"), watcher.statuses("writer")
 
 
+def test_what_a_device_said_while_the_retained_stream_had_no_leader_reaches_late_joiners(nats_cluster: NatsCluster, prefix: str, sessions) -> None:
+    """A NATS node delivers a retained publish whose JetStream store times out (the
+    `$MQTT_rmsgs` stream's leader just died) but does not keep it: late joiners would
+    read the device's state from before. The kit publishes again what the broker took
+    more than SLOW_ACK to acknowledge."""
+    leader = nats_cluster.stream_leader("$MQTT_rmsgs")
+    assert leader is not None
+    device_node, late_node = [node for node in range(nats_cluster.size) if node != leader]
+    session = sessions(node_first(nats_cluster, device_node, prefix, avoid=leader))
+    device = session.open_device(user="sayer", device="d1")
+    assert device.wait_connected(5)
+    nats_cluster.kill(leader)
+    device.set_status("away")
+    time.sleep(12.0)  # the stream elects a new leader
+    late = sessions(node_first(nats_cluster, late_node, prefix, avoid=leader))
+    assert late.wait_synced(15), late.stats()
+    shown = late.snapshot().users.get("sayer")
+    assert shown is not None and shown.status == "away", shown
+
+
 def test_a_device_killed_with_its_node_is_offline_everywhere_within_its_lease(nats_cluster: NatsCluster, prefix: str, sessions) -> None:
     doomed = 1
     watchers = watchers_on(nats_cluster, [0, 2], prefix, sessions, avoid=doomed)
