@@ -9,7 +9,7 @@ status offline and `will_delay`, the seconds the broker waits before it publishe
 departure, see presence.py). Watchers ignore lower epochs, and the device watches its
 own topic: if an older epoch (a stale will, or an observer's "last seen" for it) or an
 empty payload overwrites it, it re-asserts itself at once (guarantee 3). An
-announcement the broker acknowledges only after SLOW_ACK goes out once more
+announcement the broker acknowledges only after SLOW_ACK goes out again
 (mqtt_connection.py: NATS may not have kept it). A clean
 `close()` publishes offline and waits for the broker's ack, because a clean DISCONNECT
 discards the will.

@@ -12,7 +12,7 @@ thirds of itself for a failover. A renewal that is not acknowledged within ACK_W
 node that died silently) is published again on another connection, or, when there is
 none, on the first that works, every RETRY until one acknowledges it or a newer renewal
 replaces it, so a live process never lets its lease run out while any of its
-connections works. One acknowledged only after SLOW_ACK is published once more
+connections works. One acknowledged only after SLOW_ACK is published again
 (mqtt_connection.py): the broker may not have kept it (NATS, while JetStream has no
 leader), and late joiners would read the renewal before.
 

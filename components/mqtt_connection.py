@@ -98,7 +98,10 @@ SLOW_ACK = 2.0
 """Seconds after which the acknowledgement of a retained publish says the broker may not
 have kept it: a NATS node whose JetStream store of it timed out (4 s, the stream had no
 leader) still delivers it and acknowledges it, but late joiners read what was retained
-before. Such a publish goes out once more, unless a newer one to its topic followed."""
+before. Such a publish goes out again (while its ack stays slow, AGAIN_LIMIT times at
+most: an election can outlast one store timeout), unless a newer one to its topic
+followed."""
+AGAIN_LIMIT = 3
 
 
 class _Client(paho.Client):
@@ -369,9 +372,9 @@ class Connection:
         when there is an `on_ack`, so the ack cannot beat its record. With
         `again_if_slow` (for a topic only this connection writes: a device's presence, a
         process's lease), a retained one published on the loop thread is published
-        again, once, if its ack is slow (SLOW_ACK)."""
+        again if its ack is slow (SLOW_ACK)."""
         if retain and qos > 0 and again_if_slow and self._network.in_loop_thread():
-            on_ack = self._again_if_slow(topic, payload, expiry, on_ack)
+            on_ack = self._again_if_slow(topic, payload, expiry, on_ack, tries=AGAIN_LIMIT)
         props = None
         if self.features.message_expiry and expiry:
             props = Properties(PacketTypes.PUBLISH)
@@ -394,16 +397,17 @@ class Connection:
             self._network.call_soon(self._ping_to_confirm)
         return handle
 
-    def _again_if_slow(self, topic: str, payload: bytes, expiry: int | None, on_ack: Callable[[], None] | None) -> Callable[[], None]:
+    def _again_if_slow(self, topic: str, payload: bytes, expiry: int | None, on_ack: Callable[[], None] | None, *, tries: int) -> Callable[[], None]:
         sent = time.monotonic()
         self._retained_in_flight[topic] = sent
 
         def acked() -> None:
             if self._retained_in_flight.get(topic) == sent:
                 del self._retained_in_flight[topic]
-                if time.monotonic() - sent >= SLOW_ACK and not self._lost:
+                if time.monotonic() - sent >= SLOW_ACK and tries > 0 and not self._lost:
                     log.info("%s: %s acknowledged after %.1f s: published again", self.client_id, topic, time.monotonic() - sent)
-                    self.publish(topic, payload, qos=1, retain=True, expiry=expiry)
+                    again = self._again_if_slow(topic, payload, expiry, None, tries=tries - 1)
+                    self.publish(topic, payload, qos=1, retain=True, expiry=expiry, on_ack=again)
             if on_ack is not None:
                 on_ack()
 

@@ -156,13 +156,14 @@ def test_a_device_publishing_while_a_jetstream_leader_dies_stays_online(stream: 
     assert wait_for(lambda: watcher.session.state.presence.device("writer", "d1").epoch == device.epoch, timeout=5)
     epoch = device.epoch
     nats_cluster.kill(leader)
+    killed = time.monotonic()
     device.set_status("away")  # a retained presence and a chat while the stream has no leader
     device.send_chat("lobby", "said during the election")
     assert watcher.wait_status("writer", "away", timeout=10) is not None, watcher.statuses("writer")
-    device.set_status("online")
-    time.sleep(8.0)  # past two of NATS's 4 s store timeouts
+    device.set_status("online")  # behind the stalled stores (and their second publishes)
+    assert wait_for(lambda: watcher.statuses("writer")[-1] == "online", timeout=20), watcher.statuses("writer")
+    time.sleep(max(0.0, killed + 10.0 - time.monotonic()))  # past two of NATS's 4 s store timeouts
     assert device.epoch == epoch and device.connected, "the device's connection was dropped"
-    assert watcher.statuses("writer")[-1] == "online"
     assert "offline" not in watcher.statuses("writer"), watcher.statuses("writer")
 
 
