@@ -11,6 +11,7 @@ when add() returns, so a stored message survives a power cut, not only a killed 
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any, ClassVar
 
 from .errors import InvalidHistoryStore
@@ -38,7 +39,7 @@ class SqliteHistory(HistoryStore):
         # autocommit (isolation_level None): transactions are the explicit BEGIN/COMMIT
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = self._wal(conn)
             if mode != "wal":
                 raise sqlite3.OperationalError(f"{self.path} cannot use WAL mode (journal_mode is {mode})")
             conn.execute("PRAGMA synchronous=FULL")
@@ -46,3 +47,17 @@ class SqliteHistory(HistoryStore):
             conn.close()
             raise
         return conn
+
+    @staticmethod
+    def _wal(conn: sqlite3.Connection) -> str:
+        """Switch to WAL: it needs the file to itself, and SQLite may refuse at once
+        ("database is locked") instead of waiting when another process is creating or
+        switching the same file, so try again until BUSY_TIMEOUT."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                return conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)

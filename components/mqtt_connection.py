@@ -381,14 +381,13 @@ class Connection:
             props.MessageExpiryInterval = expiry
         if on_ack is not None and qos > 0:
             self._network.assert_loop_thread()
-        if qos == 0 or self.features.qos1_publishes:
-            info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
-            _check(f"publish to {topic}", info.rc)
+        downgraded = qos > 0 and not self.features.qos1_publishes
+        info = self._client.publish(topic, payload, qos=0 if downgraded else qos, retain=retain, properties=props)
+        _check(f"publish to {topic}", info.rc)
+        if not downgraded:
             if on_ack is not None and qos > 0:
                 self._puback[info.mid] = on_ack
             return PublishHandle(info)
-        info = self._client.publish(topic, payload, qos=0, retain=retain, properties=props)
-        _check(f"publish to {topic}", info.rc)
         handle = PublishHandle(None, on_ack)
         with self._to_confirm_lock:
             self._to_confirm.append(handle)
